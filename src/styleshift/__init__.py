@@ -1,0 +1,1 @@
+"""styleshift: neural style transfer on VGG-19."""
