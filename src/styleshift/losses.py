@@ -1,0 +1,72 @@
+"""The terms of the Gatys objective, each a small module holding its own target.
+
+Content and style terms are relative squared errors (divided by the target's squared
+norm). That makes every term scale-free: its value does not depend on the resolution, on
+the image's overall contrast or on how large a layer's activations are, so one set of
+default weights balances content against style at any size and for any pair of images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+_EPS = 1e-8
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    """Channel correlations (N, C, C), averaged over positions so size does not matter."""
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / (h * w)
+
+
+def mix_grams(grams: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
+    """The blend target for several styles: their Gram matrices' weighted mean."""
+    if len(grams) != len(weights) or not grams:
+        raise ValueError("need one weight per Gram matrix")
+    total = float(sum(weights))
+    return sum(
+        (g * (w / total) for g, w in zip(grams, weights, strict=True)), torch.zeros_like(grams[0])
+    )
+
+
+def relative_mse(input: Tensor, target: Tensor) -> Tensor:
+    return (input - target).pow(2).sum() / (target.pow(2).sum() + _EPS)
+
+
+class ContentLoss(nn.Module):
+    """Keeps one layer's activations close to the content image's."""
+
+    target: Tensor
+
+    def __init__(self, target: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("target", target.detach())
+
+    def forward(self, features: Tensor) -> Tensor:
+        return relative_mse(features, self.target)
+
+
+class StyleLoss(nn.Module):
+    """Matches one layer's Gram matrix to the (blended) style target."""
+
+    target: Tensor
+
+    def __init__(self, target_gram: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("target", target_gram.detach())
+
+    def forward(self, features: Tensor) -> Tensor:
+        return relative_mse(gram_matrix(features), self.target)
+
+
+class TVLoss(nn.Module):
+    """Total variation: the mean squared difference between neighbouring pixels."""
+
+    def forward(self, image: Tensor) -> Tensor:
+        dx = image[..., :, 1:] - image[..., :, :-1]
+        dy = image[..., 1:, :] - image[..., :-1, :]
+        return dx.pow(2).mean() + dy.pow(2).mean()

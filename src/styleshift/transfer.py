@@ -1,0 +1,563 @@
+"""The style transfer engine: Gatys et al. (2016), coarse to fine.
+
+`StyleTransfer` loads the network once and repaints any number of images; `stylize` is
+the one-call form. Progress is reported through a callback with a `Progress` record, so
+the engine never prints; a Ctrl-C raises `Interrupted`, which carries the best image so
+far.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from . import color
+from .errors import OptionError
+from .image import (
+    ImageLike,
+    as_image,
+    resize_long_side,
+    scaled_size,
+    split_alpha,
+    to_image,
+    to_tensor,
+)
+from .losses import ContentLoss, StyleLoss, TVLoss, gram_matrix, mix_grams
+from .vgg import Pooling, VGGFeatures, check_layers
+from .weights import ensure_weights, load_state_dict
+
+Preset = Literal["fast", "balanced", "high"]
+OptimizerName = Literal["lbfgs", "adam"]
+ColorMode = Literal["none", "luminance", "histogram"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+PRESETS: tuple[str, ...] = ("fast", "balanced", "high")
+SCALE_RATIO = math.sqrt(2.0)
+
+
+@dataclass(frozen=True)
+class PresetSpec:
+    """What a preset decides: the output size and how the iterations are spent."""
+
+    size: int
+    start_size: int
+    iterations: tuple[int, ...]  # per scale, coarse to fine; the last repeats
+
+
+# Iterations are L-BFGS steps (one network evaluation each). Most of them go to the cheap
+# coarse scales, which settle the composition; the fine scales only add detail.
+_PRESETS: dict[str, dict[str, PresetSpec]] = {
+    "cpu": {
+        "fast": PresetSpec(size=384, start_size=128, iterations=(60, 40, 30, 20, 12)),
+        "balanced": PresetSpec(size=512, start_size=128, iterations=(120, 80, 60, 40, 30)),
+        "high": PresetSpec(size=768, start_size=128, iterations=(200, 150, 100, 80, 60, 50, 40)),
+    },
+    "gpu": {
+        "fast": PresetSpec(size=512, start_size=128, iterations=(100, 80, 60, 40, 30)),
+        "balanced": PresetSpec(size=768, start_size=128, iterations=(200, 150, 100, 80, 60, 50)),
+        "high": PresetSpec(size=1024, start_size=128, iterations=(300, 250, 200, 150, 100, 80, 60)),
+    },
+}
+
+
+def _opt(default: Any, help: str, **meta: Any) -> Any:
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass(frozen=True)
+class Options:
+    """Every setting of a run. The CLI builds its options from these fields."""
+
+    preset: Preset = _opt("balanced", "quality preset; sets size and iterations for the device")
+    size: int | None = _opt(None, "long side of the output in pixels (default: from the preset)")
+    iterations: tuple[int, ...] | None = _opt(
+        None,
+        "iterations per scale, coarse to fine, comma-separated; the last value repeats "
+        "(default: from the preset)",
+    )
+    start_size: int | None = _opt(
+        None, "long side of the first, coarsest scale (default: from the preset)"
+    )
+    multiscale: bool = _opt(True, "grow the image coarse to fine by sqrt(2) per scale")
+    content_weight: float = _opt(0.08, "weight of the content loss")
+    style_weight: float = _opt(1.0, "weight of the style loss (style strength)")
+    tv_weight: float = _opt(2.0, "weight of the total variation (smoothness) term")
+    style_blend: tuple[float, ...] | None = _opt(
+        None, "blend weights of the style images, comma-separated (default: equal)"
+    )
+    style_scale: float = _opt(
+        1.0, "size of the style images relative to the output (smaller: finer strokes)"
+    )
+    content_layers: tuple[str, ...] = _opt(("relu4_2",), "VGG-19 layers for the content loss")
+    style_layers: tuple[str, ...] = _opt(
+        ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+        "VGG-19 layers for the style loss",
+    )
+    style_layer_weights: tuple[float, ...] | None = _opt(
+        None, "weights of the style layers, comma-separated (default: equal)"
+    )
+    pooling: Pooling = _opt("avg", "pooling in the network: avg (Gatys) or max")
+    optimizer: OptimizerName = _opt("lbfgs", "optimiser")
+    learning_rate: float | None = _opt(None, "step size (default: 1 for L-BFGS, 0.02 for Adam)")
+    init: str = _opt("content", "start image: content, noise, or a path to an image")
+    seed: int = _opt(0, "random seed; the same seed gives the same result")
+    preserve_color: ColorMode = _opt(
+        "none",
+        "keep the content's colours: luminance (transfer luminance only) or histogram "
+        "(match the style's colours to the content first)",
+    )
+    device: Device = _opt("auto", "where to compute: auto picks CUDA, then MPS, then CPU")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of the optimisation, as the callback sees it."""
+
+    scale: int  # 1-based
+    scales: int
+    size: tuple[int, int]  # (width, height) at this scale
+    step: int  # 1-based, within this scale
+    steps: int
+    done_steps: int  # over all scales
+    total_steps: int
+    loss: float
+    losses: dict[str, float]  # weighted terms: content, style, tv
+    elapsed: float  # seconds since the run started
+    eta: float | None  # seconds left, once there is a rate to go by
+    render: Callable[[], Image.Image] = field(repr=False, compare=False)
+
+    def image(self) -> Image.Image:
+        """The image as it is now (costs a conversion, so only on request)."""
+        return self.render()
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class ScaleReport:
+    size: tuple[int, int]
+    iterations: int
+    seconds: float
+    loss: float
+
+
+@dataclass(frozen=True)
+class Result:
+    image: Image.Image
+    loss: float
+    losses: dict[str, float]
+    scales: tuple[ScaleReport, ...]
+    seconds: float
+    device: str
+    options: Options  # with the preset's values filled in
+    interrupted: bool = False
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C; `result` holds the best image reached so far."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__("interrupted")
+        self.result = result
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if name not in available:
+        raise OptionError(f"unknown device '{name}'; use auto, cpu, cuda or mps")
+    if not available[name]:
+        raise OptionError(f"device '{name}' is not available here; use --device auto or cpu")
+    return torch.device(name)
+
+
+def resolve_options(options: Options, device: torch.device) -> Options:
+    """Fill in what the preset decides and check every value; raises OptionError."""
+    if options.preset not in _PRESETS["cpu"]:
+        raise OptionError(f"unknown preset '{options.preset}'; use one of {', '.join(PRESETS)}")
+    spec = _PRESETS["cpu" if device.type == "cpu" else "gpu"][options.preset]
+    resolved = replace(
+        options,
+        size=options.size if options.size is not None else spec.size,
+        start_size=options.start_size if options.start_size is not None else spec.start_size,
+        iterations=options.iterations if options.iterations is not None else spec.iterations,
+        learning_rate=options.learning_rate
+        if options.learning_rate is not None
+        else (1.0 if options.optimizer == "lbfgs" else 0.02),
+    )
+    _validate(resolved)
+    return resolved
+
+
+def _validate(o: Options) -> None:
+    assert o.size is not None and o.start_size is not None and o.iterations is not None
+    if o.size < 16:
+        raise OptionError(f"size must be at least 16 pixels, got {o.size}")
+    if o.start_size < 16:
+        raise OptionError(f"start size must be at least 16 pixels, got {o.start_size}")
+    if not o.iterations or any(i < 1 for i in o.iterations):
+        raise OptionError(f"iterations must be positive whole numbers, got {o.iterations}")
+    for name in ("content_weight", "style_weight", "tv_weight"):
+        value = getattr(o, name)
+        if not math.isfinite(value) or value < 0:
+            raise OptionError(f"{name.replace('_', ' ')} must be zero or more, got {value}")
+    for name in ("style_blend", "style_layer_weights"):
+        values = getattr(o, name)
+        if values is not None and (any(v < 0 for v in values) or sum(values) <= 0):
+            raise OptionError(
+                f"{name.replace('_', ' ')} must be non-negative with a positive sum, got {values}"
+            )
+    if not math.isfinite(o.style_scale) or o.style_scale <= 0:
+        raise OptionError(f"style scale must be more than zero, got {o.style_scale}")
+    assert o.learning_rate is not None
+    if not math.isfinite(o.learning_rate) or o.learning_rate <= 0:
+        raise OptionError(f"learning rate must be more than zero, got {o.learning_rate}")
+    if o.optimizer not in ("lbfgs", "adam"):
+        raise OptionError(f"unknown optimizer '{o.optimizer}'; use lbfgs or adam")
+    if o.pooling not in ("avg", "max"):
+        raise OptionError(f"unknown pooling '{o.pooling}'; use avg or max")
+    if o.preserve_color not in ("none", "luminance", "histogram"):
+        raise OptionError(
+            f"unknown colour mode '{o.preserve_color}'; use none, luminance or histogram"
+        )
+    check_layers(o.content_layers, "content layers")
+    check_layers(o.style_layers, "style layers")
+    if o.style_layer_weights is not None and len(o.style_layer_weights) != len(o.style_layers):
+        raise OptionError(
+            f"{len(o.style_layer_weights)} style layer weights given for "
+            f"{len(o.style_layers)} style layers; give one per layer"
+        )
+
+
+def scale_sizes(size: int, start_size: int, multiscale: bool = True) -> list[int]:
+    """Long sides of the scales, coarse to fine: about sqrt(2) apart, ending at `size`."""
+    if not multiscale or size <= start_size:
+        return [size]
+    count = math.ceil(math.log(size / start_size) / math.log(SCALE_RATIO) - 1e-9)
+    return [round(size / SCALE_RATIO**k) for k in range(count, 0, -1)] + [size]
+
+
+def iterations_for(iterations: Sequence[int], scales: int) -> list[int]:
+    """Per-scale iteration counts; the fine end of the schedule is the one that is kept.
+
+    A preset's schedule is written for its own number of scales; for fewer scales (a
+    smaller output) the coarsest entries are dropped, for more the first one repeats.
+    """
+    its = list(iterations)
+    if len(its) >= scales:
+        return its[len(its) - scales :]
+    return [its[0]] * (scales - len(its)) + its
+
+
+def _normalised(weights: Sequence[float] | None, count: int) -> list[float]:
+    if weights is None:
+        return [1.0 / count] * count
+    total = float(sum(weights))
+    return [w / total for w in weights]
+
+
+class StyleTransfer:
+    """Loads VGG-19 once; `run` and `stylize` then repaint as many images as wanted."""
+
+    def __init__(self, device: str = "auto", weights: Path | None = None) -> None:
+        self.device = resolve_device(device)
+        path = weights if weights is not None else ensure_weights()
+        self._state = {k: v.to(self.device) for k, v in load_state_dict(path).items()}
+
+    def stylize(
+        self,
+        content: ImageLike,
+        styles: ImageLike | Sequence[ImageLike],
+        *,
+        callback: ProgressFn | None = None,
+        **options: Any,
+    ) -> Image.Image:
+        return self.run(content, styles, Options(**options), callback=callback).image
+
+    def run(
+        self,
+        content: ImageLike,
+        styles: ImageLike | Sequence[ImageLike],
+        options: Options | None = None,
+        *,
+        callback: ProgressFn | None = None,
+    ) -> Result:
+        """Repaint `content` in the manner of `styles`; raises Interrupted on Ctrl-C."""
+        opts = resolve_options(options or Options(), self.device)
+        return _Run(self, content, styles, opts, callback).execute()
+
+
+class _Run:
+    """The state of one run; split out so the optimisation loop stays readable."""
+
+    def __init__(
+        self,
+        engine: StyleTransfer,
+        content: ImageLike,
+        styles: ImageLike | Sequence[ImageLike],
+        opts: Options,
+        callback: ProgressFn | None,
+    ) -> None:
+        assert opts.size is not None and opts.start_size is not None
+        assert opts.iterations is not None and opts.learning_rate is not None
+        self.device = engine.device
+        self.opts = opts
+        self.callback = callback
+        style_list: list[ImageLike] = (
+            [styles]
+            if isinstance(styles, (str, os.PathLike, Image.Image, Tensor))
+            else list(styles)
+        )
+        if not style_list:
+            raise OptionError("no style image given; give at least one")
+        if opts.style_blend is not None and len(opts.style_blend) != len(style_list):
+            raise OptionError(
+                f"{len(opts.style_blend)} blend weights given for {len(style_list)} style "
+                "images; give one per style image"
+            )
+        self.content, self.alpha = split_alpha(as_image(content, what="content image"))
+        self.styles = [split_alpha(as_image(s, what="style image"))[0] for s in style_list]
+        self.blend = _normalised(opts.style_blend, len(self.styles))
+        self.layer_weights = _normalised(opts.style_layer_weights, len(opts.style_layers))
+        self.model = VGGFeatures(
+            engine._state, (*opts.content_layers, *opts.style_layers), opts.pooling
+        )
+        self.sizes = scale_sizes(opts.size, opts.start_size, opts.multiscale)
+        self.steps = iterations_for(opts.iterations, len(self.sizes))
+        self.tv = TVLoss()
+        self.start = time.perf_counter()
+        # ETA: a step costs about as much as the pixels it touches.
+        self.work_total = sum(s * s * n for s, n in zip(self.sizes, self.steps, strict=True))
+        self.work_done = 0.0
+        self.reports: list[ScaleReport] = []
+        self.best: Tensor | None = None
+        self.best_loss = math.inf
+        self.best_terms: dict[str, float] = {}
+
+    # -- images at a scale -------------------------------------------------------------
+
+    def _tensor(self, image: Image.Image, long_side: int) -> Tensor:
+        return to_tensor(resize_long_side(image, long_side)).to(self.device)
+
+    def _content_at(self, long_side: int) -> Tensor:
+        c = self._tensor(self.content, long_side)
+        return color.luminance(c) if self.opts.preserve_color == "luminance" else c
+
+    def _style_at(self, style: Image.Image, long_side: int, content: Tensor) -> Tensor:
+        s = self._tensor(style, max(16, round(long_side * self.opts.style_scale)))
+        if self.opts.preserve_color == "histogram":
+            return color.match_color(s, self._tensor(self.content, long_side))
+        if self.opts.preserve_color == "luminance":
+            return color.match_luminance(color.luminance(s), content)
+        return s
+
+    def _render(self, image: Tensor) -> Image.Image:
+        if self.opts.preserve_color == "luminance":
+            h, w = image.shape[-2:]
+            content = to_tensor(self.content.resize((w, h), Image.Resampling.LANCZOS))
+            image = color.with_chroma(image.detach().cpu(), content)
+        return to_image(image)
+
+    # -- the objective -------------------------------------------------------------------
+
+    def _losses(self, content: Tensor, long_side: int) -> tuple[list[ContentLoss], list[StyleLoss]]:
+        opts = self.opts
+        with torch.no_grad():
+            feats = self.model(content)
+            content_losses = [ContentLoss(feats[name]) for name in opts.content_layers]
+            grams: dict[str, list[Tensor]] = {name: [] for name in opts.style_layers}
+            for style in self.styles:
+                style_feats = self.model(self._style_at(style, long_side, content))
+                for name in opts.style_layers:
+                    grams[name].append(gram_matrix(style_feats[name]))
+        style_losses = [StyleLoss(mix_grams(grams[n], self.blend)) for n in opts.style_layers]
+        return content_losses, style_losses
+
+    def _objective(
+        self, image: Tensor, content_losses: list[ContentLoss], style_losses: list[StyleLoss]
+    ) -> tuple[Tensor, dict[str, float]]:
+        opts = self.opts
+        feats = self.model(image)
+        c = sum(
+            (loss(feats[n]) for loss, n in zip(content_losses, opts.content_layers, strict=True)),
+            torch.zeros((), device=image.device),
+        ) / len(content_losses)
+        s = sum(
+            (
+                w * loss(feats[n])
+                for loss, n, w in zip(
+                    style_losses, opts.style_layers, self.layer_weights, strict=True
+                )
+            ),
+            torch.zeros((), device=image.device),
+        )
+        terms = {
+            "content": opts.content_weight * c,
+            "style": opts.style_weight * s,
+            "tv": opts.tv_weight * self.tv(image),
+        }
+        total = terms["content"] + terms["style"] + terms["tv"]
+        return total, {k: float(v.detach()) for k, v in terms.items()}
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _initial(self, content: Tensor) -> Tensor:
+        init = self.opts.init
+        h, w = content.shape[-2:]
+        if init == "content":
+            return content.clone()
+        if init == "noise":
+            generator = torch.Generator().manual_seed(self.opts.seed)
+            return torch.rand(content.shape, generator=generator).to(self.device)
+        image = as_image(init, what="init image").convert("RGB")
+        start = to_tensor(image.resize((w, h), Image.Resampling.LANCZOS)).to(self.device)
+        return color.luminance(start) if self.opts.preserve_color == "luminance" else start
+
+    def execute(self) -> Result:
+        torch.manual_seed(self.opts.seed)
+        image: Tensor | None = None
+        try:
+            for index, long_side in enumerate(self.sizes):
+                content = self._content_at(long_side)
+                if image is None:
+                    image = self._initial(content)
+                else:
+                    image = F.interpolate(
+                        image, size=content.shape[-2:], mode="bicubic", align_corners=False
+                    ).clamp(0, 1)
+                image = self._optimise(index, image, content)
+        except KeyboardInterrupt:
+            raise Interrupted(self._result(interrupted=True)) from None
+        return self._result(interrupted=False)
+
+    def _optimise(self, index: int, image: Tensor, content: Tensor) -> Tensor:
+        opts = self.opts
+        long_side = self.sizes[index]
+        steps = self.steps[index]
+        content_losses, style_losses = self._losses(content, long_side)
+        x = image.detach().clone().requires_grad_(True)
+        optimiser: torch.optim.Optimizer
+        if opts.optimizer == "lbfgs":
+            # One iteration per step() call so that progress, clamping and
+            # interruption happen between iterations; L-BFGS keeps its history.
+            optimiser = torch.optim.LBFGS(
+                [x], lr=opts.learning_rate or 1.0, max_iter=1, history_size=50
+            )
+        else:
+            optimiser = torch.optim.Adam([x], lr=opts.learning_rate or 0.02)
+        self.best, self.best_loss = None, math.inf
+        scale_start = time.perf_counter()
+        size = (int(x.shape[-1]), int(x.shape[-2]))
+        terms: dict[str, float] = {}
+
+        def closure() -> Tensor:
+            nonlocal terms
+            optimiser.zero_grad()
+            loss, terms = self._objective(x, content_losses, style_losses)
+            loss.backward()  # type: ignore[no-untyped-call]
+            # L-BFGS evaluates before it moves, so this is the loss of the image as it
+            # was when evaluated: the place to remember the best one.
+            if float(loss) < self.best_loss:
+                self.best_loss, self.best_terms = float(loss), dict(terms)
+                self.best = x.detach().clone()
+            return loss
+
+        for step in range(1, steps + 1):
+            loss = optimiser.step(closure)  # type: ignore[no-untyped-call]
+            with torch.no_grad():
+                x.clamp_(0, 1)
+            self.work_done += long_side * long_side
+            if self.callback is not None:
+                self.callback(self._progress(index, size, step, steps, float(loss), terms, x))
+        self.reports.append(
+            ScaleReport(size, steps, time.perf_counter() - scale_start, self.best_loss)
+        )
+        return self.best if self.best is not None else x.detach()
+
+    def _progress(
+        self,
+        index: int,
+        size: tuple[int, int],
+        step: int,
+        steps: int,
+        loss: float,
+        terms: dict[str, float],
+        x: Tensor,
+    ) -> Progress:
+        elapsed = time.perf_counter() - self.start
+        remaining = self.work_total - self.work_done
+        eta = elapsed / self.work_done * remaining if step > 2 or index > 0 else None
+        snapshot = x.detach()
+        return Progress(
+            scale=index + 1,
+            scales=len(self.sizes),
+            size=size,
+            step=step,
+            steps=steps,
+            done_steps=sum(self.steps[:index]) + step,
+            total_steps=sum(self.steps),
+            loss=loss,
+            losses=dict(terms),
+            elapsed=elapsed,
+            eta=eta,
+            render=lambda: self._render(snapshot),
+        )
+
+    def _result(self, *, interrupted: bool) -> Result:
+        best = self.best
+        if best is None:  # interrupted before the first evaluation
+            best = self._content_at(self.sizes[0])
+        width, height = scaled_size(self.content.size, self.sizes[-1])
+        if best.shape[-2:] != (height, width):
+            best = F.interpolate(best, size=(height, width), mode="bicubic", align_corners=False)
+        image = self._render(best.clamp(0, 1))
+        if self.alpha is not None:
+            image.putalpha(self.alpha.resize(image.size, Image.Resampling.LANCZOS))
+        return Result(
+            image=image,
+            loss=self.best_loss,
+            losses=dict(self.best_terms),
+            scales=tuple(self.reports),
+            seconds=time.perf_counter() - self.start,
+            device=str(self.device),
+            options=self.opts,
+            interrupted=interrupted,
+        )
+
+
+def stylize(
+    content: ImageLike,
+    styles: ImageLike | Sequence[ImageLike],
+    *,
+    callback: ProgressFn | None = None,
+    **options: Any,
+) -> Image.Image:
+    """Repaint `content` in the manner of `styles` and return the picture.
+
+    Options are the fields of `Options`; for many images, build a `StyleTransfer` once.
+    """
+    engine = StyleTransfer(device=str(options.get("device", "auto")))
+    return engine.stylize(content, styles, callback=callback, **options)

@@ -1,0 +1,103 @@
+"""VGG-19's convolutional stack as a frozen feature extractor."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from .errors import OptionError
+
+Pooling = Literal["avg", "max"]
+
+# Convolutions per block; the Keras/Oxford network the weights come from.
+_BLOCKS = (2, 2, 4, 4, 4)
+
+# The Oxford/Caffe preprocessing the weights were trained with: RGB in 0..255 minus the
+# ImageNet mean, no division by a standard deviation.
+MEAN_RGB = (123.68, 116.779, 103.939)
+
+
+def _layer_names() -> tuple[str, ...]:
+    names: list[str] = []
+    for block, convs in enumerate(_BLOCKS, start=1):
+        for i in range(1, convs + 1):
+            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
+        names.append(f"pool{block}")
+    return tuple(names)
+
+
+LAYERS: tuple[str, ...] = _layer_names()
+CONV_LAYERS: tuple[str, ...] = tuple(n for n in LAYERS if n.startswith("conv"))
+
+
+def check_layers(names: Iterable[str], what: str) -> tuple[str, ...]:
+    """Return the names as a tuple, or raise with the closest valid name for a typo."""
+    names = tuple(names)
+    if not names:
+        raise OptionError(f"no {what} given; name at least one VGG-19 layer such as relu4_2")
+    for name in names:
+        if name not in LAYERS:
+            close = difflib.get_close_matches(name, LAYERS, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"valid names: {', '.join(LAYERS)}"
+            raise OptionError(f"unknown {what[:-1]} '{name}'; {hint}")
+    return names
+
+
+class VGGFeatures(nn.Module):
+    """VGG-19 truncated after the deepest requested layer, returning those activations.
+
+    Takes RGB images in 0..1 of shape (N, 3, H, W); the preprocessing lives here so that
+    callers never handle the network's input convention.
+    """
+
+    mean: Tensor
+
+    def __init__(
+        self,
+        state_dict: Mapping[str, Tensor],
+        layers: Sequence[str],
+        pooling: Pooling = "avg",
+    ) -> None:
+        super().__init__()
+        if pooling not in ("avg", "max"):
+            raise OptionError(f"unknown pooling '{pooling}'; use 'avg' or 'max'")
+        self.layers = check_layers(layers, "layers")
+        deepest = max(LAYERS.index(n) for n in self.layers)
+        wanted = set(self.layers)
+        modules: dict[str, nn.Module] = {}
+        for index, name in enumerate(LAYERS[: deepest + 1]):
+            if name.startswith("conv"):
+                conv = nn.Conv2d(*_conv_shape(state_dict, name), kernel_size=3, padding=1)
+                conv.weight = nn.Parameter(state_dict[f"{name}.weight"], requires_grad=False)
+                conv.bias = nn.Parameter(state_dict[f"{name}.bias"], requires_grad=False)
+                modules[name] = conv
+            elif name.startswith("relu"):
+                # In place saves a full activation per layer; unsafe only when the
+                # conv output it overwrites was itself requested.
+                modules[name] = nn.ReLU(inplace=LAYERS[index - 1] not in wanted)
+            elif pooling == "max":
+                modules[name] = nn.MaxPool2d(2, 2)
+            else:
+                modules[name] = nn.AvgPool2d(2, 2)
+        self.net = nn.ModuleDict(modules)
+        self.register_buffer("mean", torch.tensor(MEAN_RGB).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, image: Tensor) -> dict[str, Tensor]:
+        x = image * 255.0 - self.mean
+        out: dict[str, Tensor] = {}
+        for name, module in self.net.items():
+            x = module(x)
+            if name in self.layers:
+                out[name] = x
+        return out
+
+
+def _conv_shape(state_dict: Mapping[str, Tensor], name: str) -> tuple[int, int]:
+    weight = state_dict[f"{name}.weight"]
+    return int(weight.shape[1]), int(weight.shape[0])
