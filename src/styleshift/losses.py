@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-_EPS = 1e-8
+_TINY = 1e-30  # only guards an all-zero target; must not bias small ones
 
 
 def gram_matrix(features: Tensor) -> Tensor:
@@ -34,7 +34,7 @@ def mix_grams(grams: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
 
 
 def relative_mse(input: Tensor, target: Tensor) -> Tensor:
-    return (input - target).pow(2).sum() / (target.pow(2).sum() + _EPS)
+    return (input - target).pow(2).sum() / target.pow(2).sum().clamp_min(_TINY)
 
 
 class ContentLoss(nn.Module):
