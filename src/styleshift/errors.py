@@ -7,6 +7,11 @@ do; the CLI prints it without a traceback and exits non-zero.
 from __future__ import annotations
 
 
+def one_line(text: object) -> str:
+    """Collapse a message (an OS or library error, say) onto one line."""
+    return " ".join(str(text).split())
+
+
 class StyleshiftError(Exception):
     """Base class: a problem the user can fix, with a one-line message."""
 

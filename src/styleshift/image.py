@@ -26,7 +26,7 @@ import numpy.typing as npt
 import torch
 from PIL import Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from .errors import InputError, OutputError
+from .errors import InputError, OutputError, one_line
 
 __all__ = [
     "ALPHA_FORMATS",
@@ -68,8 +68,9 @@ OUTPUT_FORMATS: dict[str, str] = {
 ALPHA_FORMATS: frozenset[str] = frozenset({"PNG", "WEBP", "TIFF"})
 """Pillow formats whose saved files keep an alpha channel."""
 
-MAX_PIXELS: int = 100_000_000
-"""Largest input (width * height) loaded by default: a decompression-bomb guard."""
+MAX_PIXELS: int = 89_478_485
+"""Largest input (width * height) loaded by default: a decompression-bomb guard, equal to
+Pillow's own default limit (above which Pillow warns)."""
 
 ImageLike: TypeAlias = str | os.PathLike[str] | Image.Image | torch.Tensor
 """Anything :func:`as_image` accepts."""
@@ -107,10 +108,6 @@ _PILLOW_PIXELS = re.compile(r"\((\d+) pixels\)")
 def _q(name: str) -> str:
     """Quote a file name for a message, escaping anything that would break the line."""
     return f"'{name}'" if name.isprintable() else repr(name)
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 def _formats_phrase() -> str:
@@ -174,7 +171,7 @@ def _open_image(
         ) from None
     except OSError as e:
         raise InputError(
-            f"cannot read {what} {_q(name)}: {_one_line(e.strerror or e)}; check the file"
+            f"cannot read {what} {_q(name)}: {one_line(e.strerror or e)}; check the file"
         ) from None
     with fp:
         try:
@@ -188,7 +185,7 @@ def _open_image(
             ) from None
         except Exception as e:  # Pillow's plugins fail on bad headers in many ways
             raise InputError(
-                f"{what} {_q(name)} is corrupt ({_one_line(e)}); re-export or re-download it"
+                f"{what} {_q(name)} is corrupt ({one_line(e)}); re-export or re-download it"
             ) from None
         width, height = im.size
         if width * height > max_pixels:
@@ -221,7 +218,7 @@ def load_image(
             ) from None
         except Exception as e:  # decoders report damage as OSError, SyntaxError, ...
             raise InputError(
-                f"{what} {_q(name)} is truncated or corrupt ({_one_line(e)}); "
+                f"{what} {_q(name)} is truncated or corrupt ({one_line(e)}); "
                 "re-export or re-download it"
             ) from None
         try:
@@ -292,7 +289,7 @@ def _normalise(im: Image.Image, what: str, name: str, *, copy: bool = True) -> I
     except (ValueError, OSError) as e:
         raise InputError(
             f"{what} {_q(name)} has pixel mode {mode!r}, which cannot be converted to RGB "
-            f"({_one_line(e)}); save it as an 8-bit RGB image"
+            f"({one_line(e)}); save it as an 8-bit RGB image"
         ) from None
 
 
@@ -340,7 +337,7 @@ def as_image(x: ImageLike, *, what: str = "image", max_pixels: int = MAX_PIXELS)
             x.load()
         except Exception as e:  # a lazily opened image may still fail to decode
             raise InputError(
-                f"{what} {label} could not be decoded ({_one_line(e)}); load it again"
+                f"{what} {label} could not be decoded ({one_line(e)}); load it again"
             ) from None
         return _normalise(x, what, label)
     if isinstance(x, torch.Tensor):
@@ -575,7 +572,7 @@ def save_image(
         raise _write_error(e, name) from None
     except ValueError as e:  # Pillow reports some encoder failures this way
         raise OutputError(
-            f"could not encode {_q(name)} as {fmt} ({_one_line(e)}); try .png instead"
+            f"could not encode {_q(name)} as {fmt} ({one_line(e)}); try .png instead"
         ) from None
     finally:
         if tmp is not None:
@@ -613,7 +610,7 @@ def _write_error(e: OSError, name: str) -> OutputError:
             "choose another location or change its permissions"
         )
     return OutputError(
-        f"could not write {_q(name)}: {_one_line(e.strerror or e)}; "
+        f"could not write {_q(name)}: {one_line(e.strerror or e)}; "
         "choose another location or try again"
     )
 
@@ -632,7 +629,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
             raise _pillow_too_large("image", name, e, MAX_PIXELS) from None
         except Exception as e:
             raise InputError(
-                f"image {_q(name)} is truncated or corrupt ({_one_line(e)}); "
+                f"image {_q(name)} is truncated or corrupt ({one_line(e)}); "
                 "re-export or re-download it"
             ) from None
         return {str(key): str(value) for key, value in text.items()}

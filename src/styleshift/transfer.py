@@ -480,8 +480,9 @@ class _Run:
             loss.backward()  # type: ignore[no-untyped-call]
             # L-BFGS evaluates before it moves, so this is the loss of the image as it
             # was when evaluated: the place to remember the best one.
-            if float(loss) < self.best_loss:
-                self.best_loss, self.best_terms = float(loss), dict(terms)
+            value = float(loss.detach())
+            if value < self.best_loss:
+                self.best_loss, self.best_terms = value, dict(terms)
                 self.best = x.detach().clone()
             return loss
 
@@ -491,7 +492,9 @@ class _Run:
                 x.clamp_(0, 1)
             self.work_done += long_side * long_side
             if self.callback is not None:
-                self.callback(self._progress(index, size, step, steps, float(loss), terms, x))
+                self.callback(
+                    self._progress(index, size, step, steps, float(loss.detach()), terms, x)
+                )
         self.reports.append(
             ScaleReport(size, steps, time.perf_counter() - scale_start, self.best_loss)
         )

@@ -10,11 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from .errors import OptionError
+from .weights import CONV_LAYERS
 
 Pooling = Literal["avg", "max"]
-
-# Convolutions per block; the Keras/Oxford network the weights come from.
-_BLOCKS = (2, 2, 4, 4, 4)
 
 # The Oxford/Caffe preprocessing the weights were trained with: RGB in 0..255 minus the
 # ImageNet mean, no division by a standard deviation.
@@ -22,16 +20,17 @@ MEAN_RGB = (123.68, 116.779, 103.939)
 
 
 def _layer_names() -> tuple[str, ...]:
+    """Every layer in network order: each conv followed by its ReLU, a pool per block."""
     names: list[str] = []
-    for block, convs in enumerate(_BLOCKS, start=1):
-        for i in range(1, convs + 1):
-            names += [f"conv{block}_{i}", f"relu{block}_{i}"]
-        names.append(f"pool{block}")
+    for conv, following in zip(CONV_LAYERS, (*CONV_LAYERS[1:], ""), strict=True):
+        block = conv.split("_")[0].removeprefix("conv")
+        names += [conv, f"relu{conv.removeprefix('conv')}"]
+        if not following.startswith(f"conv{block}_"):
+            names.append(f"pool{block}")
     return tuple(names)
 
 
 LAYERS: tuple[str, ...] = _layer_names()
-CONV_LAYERS: tuple[str, ...] = tuple(n for n in LAYERS if n.startswith("conv"))
 
 
 def check_layers(names: Iterable[str], what: str) -> tuple[str, ...]:

@@ -37,7 +37,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from styleshift.errors import WeightsError
+from .errors import WeightsError, one_line
 
 if TYPE_CHECKING:
     # Only for annotations: importing torch costs seconds that `weights info` need not pay.
@@ -133,10 +133,6 @@ def _sha256_file(path: Path) -> str:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _mkdir(path: Path) -> None:
@@ -307,23 +303,23 @@ def _download_attempt(
         if e.code >= 500 or e.code in (408, 429):
             raise _Retryable(f"HTTP {e.code}") from None
         raise WeightsError(
-            f"download of {url} failed with HTTP {e.code} {_one_line(str(e.reason))}; "
+            f"download of {url} failed with HTTP {e.code} {one_line(str(e.reason))}; "
             f"{_manual_hint(url)}"
         ) from None
     except urllib.error.URLError as e:
         if isinstance(e.reason, socket.gaierror):
             # An unknown host does not come back in a few seconds; let "auto" move on.
             raise WeightsError(
-                f"cannot reach {url}: {_one_line(str(e.reason))}; check your connection, "
+                f"cannot reach {url}: {one_line(str(e.reason))}; check your connection, "
                 f"or {_manual_hint(url)}"
             ) from None
-        raise _Retryable(_one_line(str(e.reason))) from None
+        raise _Retryable(one_line(str(e.reason))) from None
     except TimeoutError:
         raise _Retryable(f"timed out after {timeout:g} s") from None
     except (http.client.HTTPException, ConnectionError) as e:
-        raise _Retryable(_one_line(f"{type(e).__name__}: {e}")) from None
+        raise _Retryable(one_line(f"{type(e).__name__}: {e}")) from None
     except OSError as e:
-        raise _Retryable(_one_line(f"{type(e).__name__}: {e}")) from None
+        raise _Retryable(one_line(f"{type(e).__name__}: {e}")) from None
 
 
 def _write(f: IO[bytes], chunk: bytes) -> None:
@@ -464,7 +460,7 @@ def _extract_member(
             )
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise WeightsError(
-            f"cannot read {archive.name}: {_one_line(str(e))}; {_manual_hint(OFFICIAL_URL)}"
+            f"cannot read {archive.name}: {one_line(str(e))}; {_manual_hint(OFFICIAL_URL)}"
         ) from None
 
 
@@ -523,7 +519,7 @@ def _convert_arrays(h5_path: Path) -> dict[str, np.ndarray[Any, Any]]:
                 out[f"{name}.bias"] = np.ascontiguousarray(bias.astype("<f4"))
     except (OSError, KeyError) as e:
         raise WeightsError(
-            f"cannot read {h5_path} as HDF5: {_one_line(str(e))}; {_manual_hint(OFFICIAL_URL)}"
+            f"cannot read {h5_path} as HDF5: {one_line(str(e))}; {_manual_hint(OFFICIAL_URL)}"
         ) from None
     return out
 
@@ -690,7 +686,7 @@ def load_state_dict(path: Path | None = None, *, verify: bool = True) -> dict[st
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(
-            f"cannot load {path}: {_one_line(str(e))}; run `styleshift weights fetch --force`"
+            f"cannot load {path}: {one_line(str(e))}; run `styleshift weights fetch --force`"
         ) from None
     missing = [
         f"{n}.{p}" for n in CONV_LAYERS for p in ("weight", "bias") if f"{n}.{p}" not in state
