@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import difflib
 import json
+import math
 import sys
 import types
 import typing
@@ -15,8 +16,16 @@ from typing import Any, NoReturn
 
 from . import __version__, weights
 from .errors import OutputError, StyleshiftError
-from .image import check_output_path, save_image, split_alpha
-from .transfer import Interrupted, Options, Progress, Result, StyleTransfer
+from .image import as_image, check_output_path, save_image, split_alpha
+from .transfer import (
+    Interrupted,
+    Options,
+    Progress,
+    Result,
+    StyleTransfer,
+    resolve_device,
+    resolve_options,
+)
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -27,13 +36,24 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         if message.startswith("unrecognized arguments:"):
-            known = [s for a in self._actions for s in a.option_strings if s.startswith("--")]
+            # Subcommands leave unknown options to the top parser, so look in them all.
+            known = sorted(_long_options(self))
             for arg in message.split(":", 1)[1].split():
                 close = difflib.get_close_matches(arg.split("=")[0], known, n=1)
                 if close:
                     message += f" (did you mean {close[0]}?)"
                     break
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def _long_options(parser: argparse.ArgumentParser) -> set[str]:
+    found: set[str] = set()
+    for action in parser._actions:
+        found.update(s for s in action.option_strings if s.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _long_options(sub)
+    return found
 
 
 def _choice(choices: Sequence[str]) -> Callable[[str], str]:
@@ -224,11 +244,18 @@ def _run_stylize(args: argparse.Namespace) -> int:
     output = check_output_path(args.output, overwrite=args.overwrite)
     if args.save_every < 0:
         raise StyleshiftError(f"--save-every must be zero or more, got {args.save_every}")
+    # Every mistake is reported before the weights are fetched and the network loaded.
+    device = resolve_device(options.device)
+    resolve_options(options, device, len(args.styles))
+    content = as_image(args.content, what="content image")
+    styles = [as_image(s, what="style image") for s in args.styles]
+    if options.init not in ("content", "noise"):
+        as_image(options.init, what="init image")
     reporter = _Reporter(enabled=not args.quiet and sys.stderr.isatty())
     try:
         path = weights.ensure_weights(progress=reporter.download)
         reporter.close()
-        engine = StyleTransfer(device=options.device, weights=path)
+        engine = StyleTransfer(device=str(device), weights=path)
         _note(args, f"using device {engine.device}")
         saving = [args.save_every > 0]
 
@@ -242,7 +269,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
                     _note(args, f"stopped saving intermediate images: {e}")
 
         try:
-            result = engine.run(args.content, args.styles, options, callback=on_step)
+            result = engine.run(content, styles, options, callback=on_step)
         except Interrupted as stop:
             reporter.close()
             result = stop.result
@@ -266,7 +293,7 @@ def _emit_json(args: argparse.Namespace, result: Result, output: Path) -> None:
         "interrupted": result.interrupted,
         "device": result.device,
         "seconds": round(result.seconds, 3),
-        "loss": result.loss,
+        "loss": result.loss if math.isfinite(result.loss) else None,
         "losses": result.losses,
         "scales": [dataclasses.asdict(s) for s in result.scales],
         "options": result.options.to_dict(),

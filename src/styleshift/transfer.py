@@ -194,8 +194,22 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resolve_options(options: Options, device: torch.device) -> Options:
-    """Fill in what the preset decides and check every value; raises OptionError."""
+def resolve_options(options: Options, device: torch.device, styles: int | None = None) -> Options:
+    """Fill in what the preset decides and check every value; raises OptionError.
+
+    `styles` is the number of style images, which the blend weights must match, if known.
+    """
+    if styles is not None and styles < 1:
+        raise OptionError("no style image given; give at least one")
+    if (
+        styles is not None
+        and options.style_blend is not None
+        and len(options.style_blend) != styles
+    ):
+        raise OptionError(
+            f"{len(options.style_blend)} blend weights given for {styles} style images; "
+            "give one per style image"
+        )
     if options.preset not in _PRESETS["cpu"]:
         raise OptionError(f"unknown preset '{options.preset}'; use one of {', '.join(PRESETS)}")
     spec = _PRESETS["cpu" if device.type == "cpu" else "gpu"][options.preset]
@@ -306,8 +320,13 @@ class StyleTransfer:
         callback: ProgressFn | None = None,
     ) -> Result:
         """Repaint `content` in the manner of `styles`; raises Interrupted on Ctrl-C."""
-        opts = resolve_options(options or Options(), self.device)
-        return _Run(self, content, styles, opts, callback).execute()
+        style_list: list[ImageLike] = (
+            [styles]
+            if isinstance(styles, (str, os.PathLike, Image.Image, Tensor))
+            else list(styles)
+        )
+        opts = resolve_options(options or Options(), self.device, len(style_list))
+        return _Run(self, content, style_list, opts, callback).execute()
 
 
 class _Run:
@@ -317,7 +336,7 @@ class _Run:
         self,
         engine: StyleTransfer,
         content: ImageLike,
-        styles: ImageLike | Sequence[ImageLike],
+        styles: Sequence[ImageLike],
         opts: Options,
         callback: ProgressFn | None,
     ) -> None:
@@ -326,20 +345,8 @@ class _Run:
         self.device = engine.device
         self.opts = opts
         self.callback = callback
-        style_list: list[ImageLike] = (
-            [styles]
-            if isinstance(styles, (str, os.PathLike, Image.Image, Tensor))
-            else list(styles)
-        )
-        if not style_list:
-            raise OptionError("no style image given; give at least one")
-        if opts.style_blend is not None and len(opts.style_blend) != len(style_list):
-            raise OptionError(
-                f"{len(opts.style_blend)} blend weights given for {len(style_list)} style "
-                "images; give one per style image"
-            )
         self.content, self.alpha = split_alpha(as_image(content, what="content image"))
-        self.styles = [split_alpha(as_image(s, what="style image"))[0] for s in style_list]
+        self.styles = [split_alpha(as_image(s, what="style image"))[0] for s in styles]
         self.blend = _normalised(opts.style_blend, len(self.styles))
         self.layer_weights = _normalised(opts.style_layer_weights, len(opts.style_layers))
         self.model = VGGFeatures(
@@ -468,22 +475,26 @@ class _Run:
             )
         else:
             optimiser = torch.optim.Adam([x], lr=opts.learning_rate or 0.02)
-        self.best, self.best_loss = None, math.inf
+        # Until this scale's first evaluation, the best image is the one it starts from
+        # (the previous scales' result), with the previous scale's loss.
+        self.best = image.detach().clone()
+        evaluated = False
         scale_start = time.perf_counter()
         size = (int(x.shape[-1]), int(x.shape[-2]))
         terms: dict[str, float] = {}
 
         def closure() -> Tensor:
-            nonlocal terms
+            nonlocal terms, evaluated
             optimiser.zero_grad()
             loss, terms = self._objective(x, content_losses, style_losses)
             loss.backward()  # type: ignore[no-untyped-call]
             # L-BFGS evaluates before it moves, so this is the loss of the image as it
             # was when evaluated: the place to remember the best one.
             value = float(loss.detach())
-            if value < self.best_loss:
+            if not evaluated or value < self.best_loss:
                 self.best_loss, self.best_terms = value, dict(terms)
                 self.best = x.detach().clone()
+            evaluated = True
             return loss
 
         for step in range(1, steps + 1):
@@ -498,7 +509,7 @@ class _Run:
         self.reports.append(
             ScaleReport(size, steps, time.perf_counter() - scale_start, self.best_loss)
         )
-        return self.best if self.best is not None else x.detach()
+        return self.best.clamp(0, 1)
 
     def _progress(
         self,
@@ -513,7 +524,7 @@ class _Run:
         elapsed = time.perf_counter() - self.start
         remaining = self.work_total - self.work_done
         eta = elapsed / self.work_done * remaining if step > 2 or index > 0 else None
-        snapshot = x.detach()
+        snapshot = x.detach().clone()  # a record of this step, not a view of the next
         return Progress(
             scale=index + 1,
             scales=len(self.sizes),
