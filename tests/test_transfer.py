@@ -29,6 +29,7 @@ from styleshift import (
     Result,
     StyleTransfer,
     color,
+    stylize,
 )
 from styleshift.image import load_image, resize_long_side, scaled_size, to_tensor
 from styleshift.losses import StyleLoss, TVLoss, gram_matrix, relative_mse
@@ -680,3 +681,26 @@ def test_text_file_as_style_is_an_input_error(engine, images, tmp_path):
 def test_no_styles_is_an_option_error(engine, images):
     with pytest.raises(OptionError, match="no style image"):
         engine.run(_content(images), [], Options(size=32, iterations=(1,)))
+
+
+# -- the API's keyword options ------------------------------------------------------------
+
+
+def test_misspelt_keyword_gets_a_suggestion_before_the_network_loads(monkeypatch, images):
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network must not be loaded for a typo")
+
+    monkeypatch.setattr("styleshift.transfer.StyleTransfer.__init__", no_network)
+    with pytest.raises(OptionError, match="did you mean 'preserve_color'"):
+        stylize(_content(images), _starry(images), preserve_colour="luminance")
+
+
+def test_plain_numbers_and_lists_are_accepted_from_python():
+    resolved = resolve_options(
+        Options(iterations=7, style_blend=[1, 2], style_layers=["relu1_1"]),  # type: ignore[arg-type]
+        torch.device("cpu"),
+        styles=2,
+    )
+    assert resolved.iterations == (7,)
+    assert resolved.style_blend == (1, 2)
+    assert resolved.style_layers == ("relu1_1",)

@@ -9,13 +9,14 @@ far.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +43,7 @@ OptimizerName = Literal["lbfgs", "adam"]
 ColorMode = Literal["none", "luminance", "histogram"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 
-PRESETS: tuple[str, ...] = ("fast", "balanced", "high")
+PRESETS: tuple[str, ...] = get_args(Preset)
 SCALE_RATIO = math.sqrt(2.0)
 
 
@@ -52,7 +53,7 @@ class PresetSpec:
 
     size: int
     start_size: int
-    iterations: tuple[int, ...]  # per scale, coarse to fine; the last repeats
+    iterations: tuple[int, ...]  # per scale, coarse to fine (see iterations_for)
 
 
 # Iterations are L-BFGS function evaluations (one network pass each). The coarse scales
@@ -73,8 +74,8 @@ _PRESETS: dict[str, dict[str, PresetSpec]] = {
 }
 
 
-def _opt(default: Any, help: str, **meta: Any) -> Any:
-    return field(default=default, metadata={"help": help, **meta})
+def _opt(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,8 @@ class Options:
     size: int | None = _opt(None, "long side of the output in pixels (default: from the preset)")
     iterations: tuple[int, ...] | None = _opt(
         None,
-        "iterations per scale, coarse to fine, comma-separated; the last value repeats "
-        "(default: from the preset)",
+        "network evaluations per scale, coarse to fine, comma-separated; with fewer values "
+        "than scales the first is repeated for the coarsest (default: from the preset)",
     )
     start_size: int | None = _opt(
         None, "long side of the first, coarsest scale (default: from the preset)"
@@ -110,7 +111,7 @@ class Options:
         None, "weights of the style layers, comma-separated (default: equal)"
     )
     pooling: Pooling = _opt("avg", "pooling in the network: avg (Gatys) or max")
-    optimizer: OptimizerName = _opt("lbfgs", "optimiser")
+    optimizer: OptimizerName = _opt("lbfgs", "optimiser: lbfgs (converges fastest) or adam")
     learning_rate: float | None = _opt(None, "step size (default: 1 for L-BFGS, 0.02 for Adam)")
     init: str = _opt("content", "start image: content, noise, or a path to an image")
     seed: int = _opt(0, "random seed; the same seed gives the same result")
@@ -123,6 +124,17 @@ class Options:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> Options:
+        """Options from keyword arguments; a misspelt name gets a suggestion, not a TypeError."""
+        names = [f.name for f in fields(cls)]
+        for key in kwargs:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise OptionError(f"unknown option '{key}'{hint}")
+        return cls(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -223,17 +235,27 @@ def resolve_options(options: Options, device: torch.device, styles: int | None =
     if options.preset not in _PRESETS["cpu"]:
         raise OptionError(f"unknown preset '{options.preset}'; use one of {', '.join(PRESETS)}")
     spec = _PRESETS["cpu" if device.type == "cpu" else "gpu"][options.preset]
+    iterations = options.iterations if options.iterations is not None else spec.iterations
     resolved = replace(
         options,
         size=options.size if options.size is not None else spec.size,
         start_size=options.start_size if options.start_size is not None else spec.start_size,
-        iterations=options.iterations if options.iterations is not None else spec.iterations,
+        # From Python a plain number (one count for every scale) or a list is natural.
+        iterations=(iterations,) if isinstance(iterations, int) else tuple(iterations),
+        style_blend=_as_tuple(options.style_blend),
+        style_layer_weights=_as_tuple(options.style_layer_weights),
+        content_layers=tuple(options.content_layers),
+        style_layers=tuple(options.style_layers),
         learning_rate=options.learning_rate
         if options.learning_rate is not None
         else (1.0 if options.optimizer == "lbfgs" else 0.02),
     )
     _validate(resolved)
     return resolved
+
+
+def _as_tuple(values: Sequence[float] | None) -> tuple[float, ...] | None:
+    return None if values is None else tuple(values)
 
 
 def _validate(o: Options) -> None:
@@ -320,7 +342,7 @@ class StyleTransfer:
         callback: ProgressFn | None = None,
         **options: Any,
     ) -> Image.Image:
-        return self.run(content, styles, Options(**options), callback=callback).image
+        return self.run(content, styles, Options.from_kwargs(**options), callback=callback).image
 
     def run(
         self,
@@ -608,5 +630,6 @@ def stylize(
 
     Options are the fields of `Options`; for many images, build a `StyleTransfer` once.
     """
-    engine = StyleTransfer(device=str(options.get("device", "auto")))
-    return engine.stylize(content, styles, callback=callback, **options)
+    opts = Options.from_kwargs(**options)  # check the names before loading the network
+    engine = StyleTransfer(device=opts.device)
+    return engine.run(content, styles, opts, callback=callback).image
