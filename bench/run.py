@@ -97,7 +97,7 @@ def find_image(images: Path, name: str, kind: str) -> Path:
 def options_for(spec: RunSpec) -> Options:
     if spec.name == BASELINE:
         # The textbook method: one scale, content start, L-BFGS, a fixed number of
-        # evaluations (one L-BFGS step is one evaluation in this engine).
+        # evaluations (the engine's iterations are exact counts of network passes).
         return Options(
             size=spec.size,
             multiscale=False,
@@ -214,7 +214,7 @@ class Recorder:
             {"t": p.elapsed, "step": p.done_steps, "scale": p.scale, "w": p.size[0], "loss": p.loss}
         )
         if p.done_steps in self.keep:
-            # Rendered now: the engine's render() reads the live tensor, not a copy.
+            # Written to disk now, so snapshots add nothing to the run's resident memory.
             path = self.folder / f"{p.done_steps:05d}.npy"
             np.save(path, np.asarray(p.image()))
             self.snapshots.append((p.elapsed, p.done_steps, path))

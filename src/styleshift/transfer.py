@@ -409,7 +409,7 @@ class _Run:
     def _style_at(self, style: Image.Image, long_side: int, content: Tensor) -> Tensor:
         s = self._tensor(style, max(16, round(long_side * self.opts.style_scale)))
         if self.opts.preserve_color == "histogram":
-            return color.match_color(s, self._tensor(self.content, long_side))
+            return color.match_color(s, content)
         if self.opts.preserve_color == "luminance":
             return color.match_luminance(color.luminance(s), content)
         return s
