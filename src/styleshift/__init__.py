@@ -6,6 +6,7 @@
 
 from .errors import InputError, OptionError, OutputError, StyleshiftError, WeightsError
 from .transfer import (
+    ExtraTerm,
     Interrupted,
     Options,
     Progress,
@@ -18,6 +19,7 @@ from .transfer import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ExtraTerm",
     "InputError",
     "Interrupted",
     "OptionError",

@@ -13,7 +13,7 @@ import difflib
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -160,6 +160,10 @@ class Progress:
 
 
 ProgressFn = Callable[[Progress], None]
+
+# An extra term of the objective (a temporal loss, say): it gets the image being optimised,
+# (1, 3, H, W) on the engine's device at the current scale, and returns a weighted scalar.
+ExtraTerm = Callable[[Tensor], Tensor]
 
 
 @dataclass(frozen=True)
@@ -351,15 +355,21 @@ class StyleTransfer:
         options: Options | None = None,
         *,
         callback: ProgressFn | None = None,
+        init: ImageLike | None = None,
+        terms: Mapping[str, ExtraTerm] | None = None,
     ) -> Result:
-        """Repaint `content` in the manner of `styles`; raises Interrupted on Ctrl-C."""
+        """Repaint `content` in the manner of `styles`; raises Interrupted on Ctrl-C.
+
+        `init` (an image or a 0..1 tensor) replaces `options.init` as the start image;
+        `terms` adds named terms to the objective, reported in `losses` under their names.
+        """
         style_list: list[ImageLike] = (
             [styles]
             if isinstance(styles, (str, os.PathLike, Image.Image, Tensor))
             else list(styles)
         )
         opts = resolve_options(options or Options(), self.device, len(style_list))
-        return _Run(self, content, style_list, opts, callback).execute()
+        return _Run(self, content, style_list, opts, callback, init, terms or {}).execute()
 
 
 class _Run:
@@ -372,12 +382,16 @@ class _Run:
         styles: Sequence[ImageLike],
         opts: Options,
         callback: ProgressFn | None,
+        init: ImageLike | None,
+        terms: Mapping[str, ExtraTerm],
     ) -> None:
         assert opts.size is not None and opts.start_size is not None
         assert opts.iterations is not None and opts.learning_rate is not None
         self.device = engine.device
         self.opts = opts
         self.callback = callback
+        self.init = init
+        self.terms = dict(terms)
         self.content, self.alpha = split_alpha(as_image(content, what="content image"))
         self.styles = [split_alpha(as_image(s, what="style image"))[0] for s in styles]
         self.blend = _normalised(opts.style_blend, len(self.styles))
@@ -459,21 +473,29 @@ class _Run:
             "style": opts.style_weight * s,
             "tv": opts.tv_weight * self.tv(image),
         }
-        total = terms["content"] + terms["style"] + terms["tv"]
+        terms.update((name, term(image)) for name, term in self.terms.items())
+        total = sum(terms.values(), torch.zeros((), device=image.device))
         return total, {k: float(v.detach()) for k, v in terms.items()}
 
     # -- the loop ------------------------------------------------------------------------
 
     def _initial(self, content: Tensor) -> Tensor:
-        init = self.opts.init
+        init = self.init if self.init is not None else self.opts.init
         h, w = content.shape[-2:]
-        if init == "content":
+        if isinstance(init, str) and init == "content":
             return content.clone()
-        if init == "noise":
+        if isinstance(init, str) and init == "noise":
             generator = torch.Generator().manual_seed(self.opts.seed)
             return torch.rand(content.shape, generator=generator).to(self.device)
-        image = as_image(init, what="init image").convert("RGB")
-        start = to_tensor(image.resize((w, h), Image.Resampling.LANCZOS)).to(self.device)
+        if isinstance(init, Tensor) and init.dim() == 4 and init.shape[1] == 3:
+            # Kept in float: a warped video frame would lose detail through 8 bits.
+            start = init.detach().to(self.device, torch.float32)
+            if start.shape[-2:] != (h, w):
+                start = F.interpolate(start, size=(h, w), mode="bicubic", align_corners=False)
+            start = start.clamp(0, 1)
+        else:
+            image = as_image(init, what="init image").convert("RGB")
+            start = to_tensor(image.resize((w, h), Image.Resampling.LANCZOS)).to(self.device)
         return color.luminance(start) if self.opts.preserve_color == "luminance" else start
 
     def execute(self) -> Result:
