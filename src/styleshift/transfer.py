@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from . import color
+from . import color, tiles
 from .errors import OptionError
 from .image import (
     ImageLike,
@@ -34,7 +34,7 @@ from .image import (
     to_image,
     to_tensor,
 )
-from .losses import ContentLoss, StyleLoss, TVLoss, gram_matrix, mix_grams
+from .losses import ContentLoss, StyleLoss, TVLoss, gram_matrix, mix_grams, relative_mse
 from .vgg import Pooling, VGGFeatures, check_layers
 from .weights import ensure_weights, load_state_dict
 
@@ -45,6 +45,9 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 
 PRESETS: tuple[str, ...] = get_args(Preset)
 SCALE_RATIO = math.sqrt(2.0)
+# The default share of free memory a run budgets for: enough for 1024 px without tiles on
+# a 24 GB machine, while 2048 px stays under 6 GB there (docs/performance.md).
+MEMORY_FRACTION = 0.2
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,11 @@ class Options:
         "(match the style's colours to the content first)",
     )
     device: Device = _opt("auto", "where to compute: auto picks CUDA, then MPS, then CPU")
+    max_memory: float | None = _opt(
+        None,
+        "memory budget in GiB; scales that need more are computed in overlapping tiles "
+        f"(default: {MEMORY_FRACTION:.0%} of the memory available when the run starts)",
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -172,6 +180,7 @@ class ScaleReport:
     iterations: int
     seconds: float
     loss: float
+    tile: int | None = None  # the tiles' side in pixels, if the scale was tiled
 
 
 @dataclass(frozen=True)
@@ -280,6 +289,8 @@ def _validate(o: Options) -> None:
             raise OptionError(
                 f"{name.replace('_', ' ')} must be non-negative with a positive sum, got {values}"
             )
+    if o.max_memory is not None and (not math.isfinite(o.max_memory) or o.max_memory <= 0):
+        raise OptionError(f"max memory must be more than zero GiB, got {o.max_memory}")
     if not math.isfinite(o.style_scale) or o.style_scale <= 0:
         raise OptionError(f"style scale must be more than zero, got {o.style_scale}")
     assert o.learning_rate is not None
@@ -401,10 +412,24 @@ class _Run:
         )
         self.sizes = scale_sizes(opts.size, opts.start_size, opts.multiscale)
         self.steps = iterations_for(opts.iterations, len(self.sizes))
+        self.budget = int(
+            opts.max_memory * 2**30
+            if opts.max_memory is not None
+            else MEMORY_FRACTION * tiles.available_memory(self.device)
+        )
+        # Planned up front, so a budget too small for the output fails before any work.
+        # Largest first, so that the error names the output's size.
+        self.plans = [tiles.plan(*self._shape(side), self.budget) for side in self.sizes[::-1]][
+            ::-1
+        ]
+        self.grid_generator = torch.Generator().manual_seed(opts.seed)
         self.tv = TVLoss()
         self.start = time.perf_counter()
-        # ETA: a step costs about as much as the pixels it touches.
-        self.work_total = sum(s * s * n for s, n in zip(self.sizes, self.steps, strict=True))
+        # ETA: a step costs about as much as the pixels it runs the network on.
+        self.work = [
+            self._work(side, plan) for side, plan in zip(self.sizes, self.plans, strict=True)
+        ]
+        self.work_total = sum(w * n for w, n in zip(self.work, self.steps, strict=True))
         self.work_done = 0.0
         self.reports: list[ScaleReport] = []
         self.best: Tensor | None = None
@@ -412,6 +437,22 @@ class _Run:
         self.best_terms: dict[str, float] = {}
 
     # -- images at a scale -------------------------------------------------------------
+
+    def _shape(self, long_side: int) -> tuple[int, int]:
+        width, height = scaled_size(self.content.size, long_side)
+        return height, width
+
+    def _work(self, long_side: int, plan: tiles.Plan) -> float:
+        height, width = self._shape(long_side)
+        if plan.tile is None:
+            return float(height * width)
+        # Crops overlap by their margins, and a forward pass (about a third of a forward
+        # and backward one) first sums the Gram matrices.
+        crops = sum(
+            (t.crop[1] - t.crop[0]) * (t.crop[3] - t.crop[2])
+            for t in tiles.grid(height, width, plan.tile)
+        )
+        return crops * 4 / 3
 
     def _tensor(self, image: Image.Image, long_side: int) -> Tensor:
         return to_tensor(resize_long_side(image, long_side)).to(self.device)
@@ -437,18 +478,35 @@ class _Run:
 
     # -- the objective -------------------------------------------------------------------
 
-    def _losses(self, content: Tensor, long_side: int) -> tuple[list[ContentLoss], list[StyleLoss]]:
+    def _losses(
+        self, content: Tensor, long_side: int, tile: int | None
+    ) -> tuple[list[ContentLoss], list[StyleLoss]]:
         opts = self.opts
+        h, w = content.shape[-2:]
         with torch.no_grad():
-            feats = self.model(content)
+            if tile is None:
+                feats = self.model(content)
+            else:
+                feats = tiles.features(
+                    self.model, content, opts.content_layers, tiles.grid(h, w, tile)
+                )
             content_losses = [ContentLoss(feats[name]) for name in opts.content_layers]
             grams: dict[str, list[Tensor]] = {name: [] for name in opts.style_layers}
             for style in self.styles:
-                style_feats = self.model(self._style_at(style, long_side, content))
-                for name in opts.style_layers:
-                    grams[name].append(gram_matrix(style_feats[name]))
+                for name, gram in self._grams(self._style_at(style, long_side, content)).items():
+                    grams[name].append(gram)
         style_losses = [StyleLoss(mix_grams(grams[n], self.blend)) for n in opts.style_layers]
         return content_losses, style_losses
+
+    def _grams(self, image: Tensor) -> dict[str, Tensor]:
+        """The style layers' Gram matrices of an image, in tiles if it needs them."""
+        h, w = image.shape[-2:]
+        tile = tiles.plan(h, w, self.budget, optimise=False).tile
+        layers = self.opts.style_layers
+        if tile is not None:
+            return tiles.grams(self.model, image, layers, tiles.grid(h, w, tile))
+        feats = self.model(image)
+        return {name: gram_matrix(feats[name]) for name in layers}
 
     def _objective(
         self, image: Tensor, content_losses: list[ContentLoss], style_losses: list[StyleLoss]
@@ -471,11 +529,94 @@ class _Run:
         terms = {
             "content": opts.content_weight * c,
             "style": opts.style_weight * s,
-            "tv": opts.tv_weight * self.tv(image),
+            **self._pixel_terms(image),
         }
-        terms.update((name, term(image)) for name, term in self.terms.items())
         total = sum(terms.values(), torch.zeros((), device=image.device))
         return total, {k: float(v.detach()) for k, v in terms.items()}
+
+    def _pixel_terms(self, image: Tensor) -> dict[str, Tensor]:
+        """The terms computed on the image itself rather than on its features."""
+        terms = {"tv": self.opts.tv_weight * self.tv(image)}
+        terms.update((name, term(image)) for name, term in self.terms.items())
+        return terms
+
+    def _evaluate(
+        self,
+        x: Tensor,
+        content_losses: list[ContentLoss],
+        style_losses: list[StyleLoss],
+        tile: int | None,
+        gradient_scale: float,
+    ) -> tuple[float, dict[str, float]]:
+        """The objective at `x`, with its gradient (times `gradient_scale`) in x.grad."""
+        if tile is None:
+            loss, terms = self._objective(x, content_losses, style_losses)
+            (loss * gradient_scale).backward()  # type: ignore[no-untyped-call]
+            return float(loss.detach()), terms
+        return self._evaluate_tiled(x, content_losses, style_losses, tile, gradient_scale)
+
+    def _evaluate_tiled(
+        self,
+        x: Tensor,
+        content_losses: list[ContentLoss],
+        style_losses: list[StyleLoss],
+        tile: int,
+        gradient_scale: float,
+    ) -> tuple[float, dict[str, float]]:
+        opts = self.opts
+        h, w = x.shape[-2:]
+        image = x.detach()
+        layout = tiles.shifted_grid(h, w, tile, self.grid_generator)
+        # Pass 1: the global Gram matrices, the style term, and its gradient with respect
+        # to each Gram matrix (they are small: channels x channels).
+        global_grams = {
+            n: g.requires_grad_(True)
+            for n, g in tiles.grams(self.model, image, opts.style_layers, layout).items()
+        }
+        style = opts.style_weight * sum(
+            (
+                lw * relative_mse(global_grams[n], loss.target)
+                for loss, n, lw in zip(
+                    style_losses, opts.style_layers, self.layer_weights, strict=True
+                )
+            ),
+            torch.zeros((), device=x.device),
+        )
+        style.backward()  # type: ignore[no-untyped-call]
+        gram_grads = {n: g.grad for n, g in global_grams.items()}
+        norms = [loss.target.pow(2).sum().clamp_min(1e-30) for loss in content_losses]
+        content_weight = opts.content_weight / len(content_losses)
+        content = 0.0
+
+        # Pass 2: each tile's share of the gradient. The style part is the Gram gradient
+        # dotted with the tile's share of the Gram matrix, whose gradient is exactly the
+        # tile's part of the whole image's style gradient.
+        def tile_loss(feats: dict[str, Tensor], t: tiles.Tile) -> Tensor:
+            nonlocal content
+            share = sum(
+                (
+                    (g * tiles.gram_share(t.interior(feats[n], n), tiles.positions(h, w, n))).sum()
+                    for n, g in gram_grads.items()
+                    if g is not None
+                ),
+                torch.zeros((), device=x.device),
+            )
+            c = torch.zeros((), device=x.device)
+            for loss, n, norm in zip(content_losses, opts.content_layers, norms, strict=True):
+                rows, cols = t.region(n)
+                c = c + (t.interior(feats[n], n) - loss.target[..., rows, cols]).pow(2).sum() / norm
+            content += float(c.detach()) * content_weight
+            return (share + content_weight * c) * gradient_scale
+
+        grad, _ = tiles.backward(self.model, image, layout, tile_loss)
+        whole = image.clone().requires_grad_(True)
+        pixel_terms = self._pixel_terms(whole)
+        (sum(pixel_terms.values(), torch.zeros((), device=x.device)) * gradient_scale).backward()  # type: ignore[no-untyped-call]
+        assert whole.grad is not None
+        x.grad = grad + whole.grad
+        terms = {"content": content, "style": float(style.detach())}
+        terms.update((k, float(v.detach())) for k, v in pixel_terms.items())
+        return sum(terms.values()), terms
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -519,7 +660,8 @@ class _Run:
         opts = self.opts
         long_side = self.sizes[index]
         steps = self.steps[index]
-        content_losses, style_losses = self._losses(content, long_side)
+        plan = self.plans[index]
+        content_losses, style_losses = self._losses(content, long_side, plan.tile)
         x = image.detach().clone().requires_grad_(True)
         # The terms are scale-free, so each pixel's gradient shrinks as the image grows;
         # L-BFGS drops curvature pairs whose y.s falls under a fixed 1e-10 and would then
@@ -537,7 +679,7 @@ class _Run:
                 lr=opts.learning_rate or 1.0,
                 max_iter=steps,
                 max_eval=steps,
-                history_size=50,
+                history_size=plan.history,
                 line_search_fn="strong_wolfe",
                 tolerance_grad=0.0,
                 tolerance_change=0.0,
@@ -557,17 +699,16 @@ class _Run:
                 raise _BudgetSpent
             step += 1
             optimiser.zero_grad()
-            loss, terms = self._objective(x, content_losses, style_losses)
-            scaled = loss * gradient_scale
-            scaled.backward()  # type: ignore[no-untyped-call]
-            value = float(loss.detach())
+            value, terms = self._evaluate(
+                x, content_losses, style_losses, plan.tile, gradient_scale
+            )
             if step == 1 or value < self.best_loss:
                 self.best_loss, self.best_terms = value, dict(terms)
                 self.best = x.detach().clone()
-            self.work_done += long_side * long_side
+            self.work_done += self.work[index]
             if self.callback is not None:
                 self.callback(self._progress(index, size, step, steps, value, terms, x))
-            return scaled
+            return torch.tensor(value * gradient_scale)
 
         if lbfgs:
             with contextlib.suppress(_BudgetSpent):
@@ -586,7 +727,7 @@ class _Run:
                 with torch.no_grad():  # Adam keeps no curvature, so clamping is harmless
                     x.clamp_(0, 1)
         self.reports.append(
-            ScaleReport(size, step, time.perf_counter() - scale_start, self.best_loss)
+            ScaleReport(size, step, time.perf_counter() - scale_start, self.best_loss, plan.tile)
         )
         return self.best.clamp(0, 1)
 

@@ -33,6 +33,11 @@ def _layer_names() -> tuple[str, ...]:
 LAYERS: tuple[str, ...] = _layer_names()
 
 
+def stride(layer: str) -> int:
+    """How many input pixels one step of the layer's feature map spans (1, 2, 4, 8, 16)."""
+    return int(2 ** sum(name.startswith("pool") for name in LAYERS[: LAYERS.index(layer) + 1]))
+
+
 def check_layers(names: Iterable[str], what: str) -> tuple[str, ...]:
     """Return the names as a tuple, or raise with the closest valid name for a typo."""
     names = tuple(names)

@@ -1,0 +1,156 @@
+"""Benchmark: print-size outputs within a memory budget (tiling), their memory, time and seams.
+
+Each size runs in a fresh subprocess so its peak resident memory is its own. For a tiled
+top scale the seam ratio of the output is measured across the borders of that scale's
+unshifted tile grid (the one its content targets were assembled on): the mean step
+between neighbouring pixels across tile borders over the mean step elsewhere, about 1
+when there are no seams.
+
+    .venv/bin/python bench/large.py                 # 1024 and 2048 px (fast preset), and
+                                                    # 4096 px single scale, 2 evaluations
+    .venv/bin/python bench/large.py --quick         # 384 px in a 0.3 GiB budget: a smoke check
+    .venv/bin/python bench/large.py --sizes 2048 --max-memory 3
+
+Prints a Markdown table and writes JSON (default bench/large_results.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from run import REPO, default_images_dir, machine_info
+from styleshift import Options, StyleTransfer, tiles
+from styleshift.image import to_tensor
+
+CONTENT = "tubingen.jpg"
+STYLE = "vangogh_starry_night.jpg"
+# What the issue asks for: 1024 and 2048 with a preset, and 4096 (fast preset is fine).
+# A full fast run at 4096 px spends most of an hour in its top two scales on 2 cores, so
+# by default 4096 px runs its top scale alone for two evaluations: enough for the peak
+# memory and the cost of an evaluation there.
+DEFAULT_RUNS = ("1024:fast", "2048:fast", "4096:top2")
+SIZE_LIMIT_MB = 6000.0  # the issue's target at 2048 px
+
+
+def run_one(spec: dict[str, Any]) -> dict[str, Any]:
+    images = Path(spec["images"])
+    size, mode = spec["size"], spec["mode"]
+    options = Options(preset="fast", size=size, max_memory=spec["max_memory"])
+    if mode == "top2":
+        options = Options(
+            preset="fast",
+            size=size,
+            multiscale=False,
+            iterations=(2,),
+            max_memory=spec["max_memory"],
+        )
+    engine = StyleTransfer(device=spec["device"])
+    start = time.perf_counter()
+    result = engine.run(images / "content" / CONTENT, images / "style" / STYLE, options)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    top = result.scales[-1]
+    seam = None
+    if top.tile is not None:
+        image = to_tensor(result.image)
+        h, w = image.shape[-2:]
+        seam = tiles.seam_ratio(image, tiles.grid(h, w, top.tile))
+    if spec["save"]:
+        out = Path(spec["save"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result.image.save(out)
+    return {
+        "size": size,
+        "mode": mode,
+        "output": list(result.image.size),
+        "seconds": seconds,
+        "peak_mb": peak_mb,
+        "loss": result.loss,
+        "scales": [
+            {
+                "size": list(s.size),
+                "evaluations": s.iterations,
+                "seconds": s.seconds,
+                "tile": s.tile,
+            }
+            for s in result.scales
+        ],
+        "top_seconds_per_evaluation": top.seconds / max(1, top.iterations),
+        "top_tile": top.tile,
+        "seam_ratio": seam,
+    }
+
+
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        "| output | run | wall | peak RSS | top scale tile | s / evaluation at top | seam ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        tile = f"{r['top_tile']} px" if r["top_tile"] else "none"
+        seam = f"{r['seam_ratio']:.3f}" if r["seam_ratio"] is not None else "-"
+        lines.append(
+            f"| {r['output'][0]}x{r['output'][1]} | {r['mode']} | {r['seconds']:.0f} s "
+            f"| {r['peak_mb'] / 1000:.2f} GB | {tile} | {r['top_seconds_per_evaluation']:.1f} s "
+            f"| {seam} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--runs", default=",".join(DEFAULT_RUNS), help="SIZE:fast or SIZE:top2, ...")
+    p.add_argument("--max-memory", type=float, default=None, help="GiB (default: the engine's)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--images", type=Path, default=None)
+    p.add_argument("--save-images", type=Path, default=None, help="folder for the outputs")
+    p.add_argument("--out", type=Path, default=REPO / "bench" / "large_results.json")
+    p.add_argument("--quick", action="store_true", help="384 px in a 0.3 GiB budget")
+    p.add_argument("--one", type=str, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.one is not None:
+        print(json.dumps(run_one(json.loads(args.one))))
+        return 0
+    if args.quick:
+        args.runs, args.max_memory = "384:fast", 0.3
+        args.out = REPO / "bench" / "large_results-quick.json"
+    images = args.images or default_images_dir()
+    rows = []
+    for run in args.runs.split(","):
+        size, mode = run.split(":")
+        spec = {
+            "images": str(images),
+            "size": int(size),
+            "mode": mode,
+            "max_memory": args.max_memory,
+            "device": args.device,
+            "save": str(args.save_images / f"large_{size}_{mode}.png")
+            if args.save_images
+            else None,
+        }
+        done = subprocess.run(
+            [sys.executable, __file__, "--one", json.dumps(spec)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(table(rows[-1:]).splitlines()[-1], flush=True)
+    print()
+    print(table(rows))
+    report = {"machine": machine_info(args.device), "max_memory": args.max_memory, "runs": rows}
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,262 @@
+"""The objective of an image too large for memory, evaluated in overlapping tiles.
+
+Memory then follows the tile, not the image, while the objective stays the whole
+image's: every position's features are computed once, in the tile whose interior holds
+it, from a crop with a margin of context around that interior. The style loss depends on
+Gram matrices of the whole image, which are sums over positions, so an evaluation takes
+two passes: the first (without gradients) sums every tile's share of the Gram matrices;
+the second backpropagates each tile with the loss's gradient with respect to those
+global Gram matrices, which gives each tile exactly its share of the whole image's
+gradient. Every tile is therefore pulled towards the same global style.
+
+Tile borders lie on multiples of `ALIGN`, VGG-19's total downsampling, so a tile's
+interior maps onto whole positions of every layer, and the grid is shifted between
+evaluations so that no border stays in one place long enough to leave a seam.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .errors import OptionError
+from .vgg import stride
+
+ALIGN = 16
+MARGIN = 64  # context on each side of a tile's interior, in pixels (a multiple of ALIGN)
+MIN_TILE = 64
+# Peak memory of one forward and backward pass through VGG-19 to relu5_1, per input pixel
+# (measured on CPU at 256-768 px: 2.6-4.3 KB, falling with size; see docs/performance.md).
+PASS_BYTES_PER_PIXEL = 2900
+# What each pixel costs for the whole scale: the image, its gradient, the best image so
+# far, the content image and L-BFGS's working vectors (3 float32 values each), plus the
+# content target at relu4_2 (512 channels at 1/64 of the pixels).
+_VECTOR_BYTES = 3 * 4
+_STEADY_VECTORS = 10
+_CONTENT_BYTES = 512 * 4 // 64
+HISTORY = 50  # L-BFGS curvature pairs kept when memory allows
+MIN_HISTORY = 5
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A tile's interior (the positions it is scored on) and the crop it is run on."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+    crop: tuple[int, int, int, int]  # top, bottom, left, right
+
+    def crop_of(self, image: Tensor) -> Tensor:
+        top, bottom, left, right = self.crop
+        return image[..., top:bottom, left:right]
+
+    def interior(self, features: Tensor, layer: str) -> Tensor:
+        """The part of a crop's feature map that lies in this tile's interior."""
+        s = stride(layer)
+        top, left = self.crop[0] // s, self.crop[2] // s
+        return features[
+            ...,
+            self.top // s - top : self.bottom // s - top,
+            self.left // s - left : self.right // s - left,
+        ]
+
+    def region(self, layer: str) -> tuple[slice, slice]:
+        """This tile's interior in the whole image's feature map of `layer`."""
+        s = stride(layer)
+        return slice(self.top // s, self.bottom // s), slice(self.left // s, self.right // s)
+
+
+def _cuts(length: int, tile: int, offset: int) -> list[int]:
+    inner = range(offset % tile or tile, length, tile)
+    return [0, *inner, length]
+
+
+def grid(
+    height: int, width: int, tile: int, offset: tuple[int, int] = (0, 0), margin: int = MARGIN
+) -> list[Tile]:
+    """Tiles covering the image; `offset` (multiples of ALIGN) shifts the grid."""
+    if tile % ALIGN or margin % ALIGN or offset[0] % ALIGN or offset[1] % ALIGN:
+        raise ValueError(f"tile, margin and offset must be multiples of {ALIGN}")
+    rows, cols = _cuts(height, tile, offset[0]), _cuts(width, tile, offset[1])
+    tiles = []
+    for top, bottom in itertools.pairwise(rows):
+        for left, right in itertools.pairwise(cols):
+            crop = (
+                max(0, top - margin),
+                min(height, bottom + margin),
+                max(0, left - margin),
+                min(width, right + margin),
+            )
+            tiles.append(Tile(top, bottom, left, right, crop))
+    return tiles
+
+
+def shifted_grid(height: int, width: int, tile: int, generator: torch.Generator) -> list[Tile]:
+    """A grid at a random offset, drawn from `generator` so runs stay reproducible."""
+    steps = tile // ALIGN
+    dy, dx = (int(v) * ALIGN for v in torch.randint(steps, (2,), generator=generator))
+    return grid(height, width, tile, (dy, dx))
+
+
+# -- how much memory a scale needs -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a scale is run within a memory budget: tile size (None: whole) and history."""
+
+    tile: int | None
+    history: int
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes a run may reasonably count on: free device memory, or available RAM."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    if device.type == "mps":
+        return int(torch.mps.recommended_max_memory())
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def plan(height: int, width: int, budget: int, *, optimise: bool = True) -> Plan:
+    """The largest tiles (or none) and L-BFGS history that keep a scale within `budget`
+    bytes; raises OptionError if even the smallest tiles would not fit.
+
+    With `optimise` False only a forward pass is planned (style targets).
+    """
+    pixels = height * width
+    history = 0
+    steady = 0
+    if optimise:
+        per_pair = 2 * pixels * _VECTOR_BYTES
+        history = max(MIN_HISTORY, min(HISTORY, budget // 4 // per_pair))
+        steady = pixels * (_VECTOR_BYTES * (_STEADY_VECTORS + 2 * history) + _CONTENT_BYTES)
+    left = budget - steady
+    if pixels * PASS_BYTES_PER_PIXEL <= left:
+        return Plan(None, history)
+    crop = math.isqrt(max(0, left) // PASS_BYTES_PER_PIXEL)
+    tile = (crop - 2 * MARGIN) // ALIGN * ALIGN
+    if tile < MIN_TILE:
+        smallest = (MIN_TILE + 2 * MARGIN) ** 2 * PASS_BYTES_PER_PIXEL + steady
+        raise OptionError(
+            f"a memory budget of {budget / 2**30:.2f} GiB is too small for a {width}x{height} "
+            f"image; allow at least {math.ceil(smallest / 2**28) / 4:.2f} GiB (--max-memory) "
+            "or choose a smaller size"
+        )
+    return Plan(tile, history)
+
+
+# -- the two passes ----------------------------------------------------------------------
+
+
+def _interiors(
+    model: nn.Module, image: Tensor, layers: Sequence[str], tiles: Iterable[Tile]
+) -> Iterator[tuple[Tile, str, Tensor]]:
+    """Each tile's interior features of each layer, computed without gradients."""
+    with torch.no_grad():
+        for tile in tiles:
+            feats = model(tile.crop_of(image))
+            for name in layers:
+                yield tile, name, tile.interior(feats[name], name)
+
+
+def features(
+    model: nn.Module, image: Tensor, layers: Sequence[str], tiles: Iterable[Tile]
+) -> dict[str, Tensor]:
+    """The whole image's feature maps of `layers`, assembled from the tiles' interiors."""
+    h, w = image.shape[-2:]
+    out: dict[str, Tensor] = {}
+    for tile, name, part in _interiors(model, image, layers, tiles):
+        if name not in out:
+            s = stride(name)
+            out[name] = part.new_zeros(part.shape[0], part.shape[1], h // s, w // s)
+        rows, cols = tile.region(name)
+        out[name][..., rows, cols] = part
+    return out
+
+
+def positions(height: int, width: int, layer: str) -> int:
+    s = stride(layer)
+    return (height // s) * (width // s)
+
+
+def gram_share(part: Tensor, total_positions: int) -> Tensor:
+    """One tile's share of the whole image's Gram matrix (see losses.gram_matrix)."""
+    flat = part.reshape(part.shape[0], part.shape[1], -1)
+    return flat @ flat.transpose(1, 2) / total_positions
+
+
+def grams(
+    model: nn.Module, image: Tensor, layers: Sequence[str], tiles: Iterable[Tile]
+) -> dict[str, Tensor]:
+    """The whole image's Gram matrices of `layers`, summed over the tiles (no gradients)."""
+    h, w = image.shape[-2:]
+    out: dict[str, Tensor] = {}
+    for _, name, part in _interiors(model, image, layers, tiles):
+        share = gram_share(part, positions(h, w, name))
+        out[name] = out[name] + share if name in out else share
+    return out
+
+
+TileLoss = Callable[[dict[str, Tensor], Tile], Tensor]
+
+
+def backward(
+    model: nn.Module, image: Tensor, tiles: Iterable[Tile], loss: TileLoss
+) -> tuple[Tensor, float]:
+    """Backpropagate `loss` tile by tile; returns the gradient for the whole image and the
+    sum of the tiles' losses. `loss` gets a tile's features (whole crop) and the tile."""
+    grad = torch.zeros_like(image)
+    total = 0.0
+    for tile in tiles:
+        crop = tile.crop_of(image).detach().requires_grad_(True)
+        value = loss(model(crop), tile)
+        value.backward()  # type: ignore[no-untyped-call]
+        top, bottom, left, right = tile.crop
+        assert crop.grad is not None
+        grad[..., top:bottom, left:right] += crop.grad
+        total += float(value.detach())
+    return grad, total
+
+
+# -- seams -------------------------------------------------------------------------------
+
+
+def seam_ratio(image: Tensor, tiles: Sequence[Tile], near: int = 8, along: int = 8) -> float:
+    """Mean gradient magnitude across the tiles' inner borders over the same mean on the
+    lines parallel to them within `near` pixels: about 1 without seams, above 1 with them.
+
+    Comparing with nearby lines keeps the picture's own content from reading as a seam,
+    and averaging `along` pixels along each line before differencing lets the texture of
+    brush strokes cancel while a step between tiles, which runs the whole border, stays.
+    """
+    rows = F.avg_pool2d(image, (1, along), ceil_mode=True)
+    cols = F.avg_pool2d(image, (along, 1), ceil_mode=True)
+    dy = (rows[..., 1:, :] - rows[..., :-1, :]).abs().mean(dim=(0, 1, 3))
+    dx = (cols[..., :, 1:] - cols[..., :, :-1]).abs().mean(dim=(0, 1, 2))
+    border, around = [], []
+    for steps, cuts in ((dy, {t.top for t in tiles}), (dx, {t.left for t in tiles})):
+        for cut in sorted(cuts - {0}):
+            line = cut - 1  # the step between pixel cut - 1 and pixel cut
+            others = [line + d for d in range(-near, near + 1) if d and 0 <= line + d < len(steps)]
+            border.append(steps[line])
+            around.append(steps[others].mean())
+    if not border:
+        raise ValueError("the tiles have no inner borders")
+    return float(torch.stack(border).mean() / torch.stack(around).mean().clamp_min(1e-12))
