@@ -40,7 +40,8 @@ from .image import INPUT_FORMATS, load_image, save_image, split_alpha
 from .jobs import Job, Update, follow
 from .transfer import Options, Result, StyleTransfer, resolve_options
 
-MAIN_OPTIONS = ("preset", "size", "style_weight", "preserve_color", "seed")
+MAIN_ROWS = (("preset", "preserve_color"), ("size", "style_weight", "seed"))
+MAIN_OPTIONS = tuple(name for row in MAIN_ROWS for name in row)
 # The device is the server's choice; blend weights sit next to each style image.
 SERVER_OPTIONS = ("device", "style_blend")
 STYLE_SLOTS = 3
@@ -94,6 +95,10 @@ def _parse(name: str, value: Any) -> Any:
     label = name.replace("_", " ")
     if value is None or (isinstance(value, str) and not value.strip()):
         return _FIELDS[name].default
+    # Gradio's number box sends 0 when left empty; 0 is never valid where the default is
+    # None (a size, a learning rate), so it means "the default" there.
+    if _FIELDS[name].default is None and isinstance(value, (int, float)) and value == 0:
+        return None
     try:
         if typing.get_origin(kind) is tuple:
             item = typing.get_args(kind)[0]
@@ -268,7 +273,8 @@ def _option_widget(name: str, engine: StyleTransfer, config: WebConfig) -> gr.Co
     if kind is bool:
         return gr.Checkbox(value=default, **common)
     if kind in (int, float):
-        return gr.Number(value=default, precision=0 if kind is int else None, **common)
+        return gr.Number(value=default, precision=0 if kind is int else None,
+                         placeholder="default", **common)  # fmt: skip
     text = ",".join(str(v) for v in default) if isinstance(default, tuple) else ""
     return gr.Textbox(value=text, placeholder="default", **common)
 
@@ -278,7 +284,7 @@ def _style_slot(number: int) -> tuple[gr.Image, gr.Slider]:
         image = gr.Image(label=f"Style {number}", type="filepath", sources=["upload"],
                          height=160 if number == 1 else 120, elem_id=f"style-{number}")  # fmt: skip
         weight = gr.Slider(0, 1, value=1, step=0.05, label=f"Blend weight {number}",
-                           info=_help("style_blend") if number == 1 else None)  # fmt: skip
+                           info="share of this style when several are blended")  # fmt: skip
     return image, weight
 
 
@@ -312,9 +318,10 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
                 with gr.Accordion("Blend more styles", open=False), gr.Row():
                     slots.extend(_style_slot(i) for i in range(2, STYLE_SLOTS + 1))
                 gallery = _gallery(config)
-                with gr.Row():
-                    for name in MAIN_OPTIONS:
-                        widgets[name] = _option_widget(name, engine, config)
+                for row in MAIN_ROWS:
+                    with gr.Row():
+                        for name in row:
+                            widgets[name] = _option_widget(name, engine, config)
                 with gr.Accordion("Advanced", open=False):
                     for f in dataclasses.fields(Options):
                         if f.name not in MAIN_OPTIONS and f.name not in SERVER_OPTIONS:
@@ -325,7 +332,8 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
                     stop = gr.Button("Cancel", variant="stop", elem_id="cancel")
                 status = gr.Markdown(_status("ready"), elem_id="status")
                 preview = gr.Image(label="Picture", type="pil", format="png", interactive=False,
-                                   height=420, elem_id="preview")  # fmt: skip
+                                   height=420, elem_id="preview",
+                                   buttons=["download", "fullscreen"])  # fmt: skip
                 files = gr.File(label="Download (PNG, options)", file_count="multiple",
                                 interactive=False, elem_id="downloads")  # fmt: skip
 
@@ -357,6 +365,7 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
                     data[content], styles, {name: data[w] for name, w in widgets.items()}
                 )
             except StyleshiftError as e:
+                yield _status(f"error: {e}"), gr.skip(), gr.skip()
                 raise gr.Error(html.escape(str(e)), print_exception=False) from None
             yield _status("starting"), gr.skip(), None
             update: Update
