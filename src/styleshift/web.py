@@ -119,6 +119,7 @@ def _parse(name: str, value: Any) -> Any:
 
 def options_from_form(form: Mapping[str, Any]) -> Options:
     """Options from the page's fields, by option name; unknown names are refused."""
+    Options.from_kwargs(**dict.fromkeys(form))  # the names first, with a suggestion
     return Options.from_kwargs(**{name: _parse(name, v) for name, v in form.items()})
 
 
