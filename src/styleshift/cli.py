@@ -8,6 +8,7 @@ import difflib
 import json
 import math
 import sys
+import threading
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -150,6 +151,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON object describing the run at the end"
     )
     add_option_arguments(stylize.add_argument_group("style transfer options"))
+
+    serve = commands.add_parser(
+        "serve",
+        help="a local web page that does what stylize does, with live previews",
+        description="Serve the styleshift web page; Ctrl-C stops it.",
+    )
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on; 0.0.0.0 opens it to the network "
+                       "(default: 127.0.0.1, this machine only)")  # fmt: skip
+    serve.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    serve.add_argument("--concurrency", type=int, default=1, metavar="K",
+                       help="jobs that run at once; the others queue (default: 1)")  # fmt: skip
+    serve.add_argument("--max-upload-mb", type=float, default=25.0, metavar="MB",
+                       help="largest upload in megabytes (default: 25)")  # fmt: skip
+    serve.add_argument("--max-pixels", type=int, default=50_000_000, metavar="N",
+                       help="largest uploaded image in pixels (default: 50000000)")  # fmt: skip
+    serve.add_argument("--max-size", type=int, default=1024, metavar="N",
+                       help="largest output long side in pixels (default: 1024)")  # fmt: skip
+    serve.add_argument("--cleanup-after", type=float, default=3600.0, metavar="SECONDS",
+                       help="delete uploads and results this long after they were made "
+                       "(default: 3600)")  # fmt: skip
+    serve.add_argument("--gallery", type=Path, default=None, metavar="DIR",
+                       help="offer the images in DIR as one-click styles")  # fmt: skip
+    serve.add_argument("--device", type=_choice(["auto", "cpu", "cuda", "mps"]),
+                       default="auto", metavar="{auto,cpu,cuda,mps}",
+                       help="where to compute (default: auto)")  # fmt: skip
 
     wcmd = commands.add_parser("weights", help="fetch, import or describe the VGG-19 weights")
     wsub = wcmd.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
@@ -325,11 +352,43 @@ def _run_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_serve(args: argparse.Namespace) -> int:
+    try:  # lazily: stylize should not pay for importing Gradio
+        from . import web
+    except ImportError as e:
+        raise StyleshiftError(
+            f"the web page needs Gradio ({e.name or e}); pip install 'styleshift[web]'"
+        ) from None
+    config = web.WebConfig(
+        concurrency=args.concurrency,
+        max_upload_mb=args.max_upload_mb,
+        max_pixels=args.max_pixels,
+        max_size=args.max_size,
+        cleanup_after=args.cleanup_after,
+        gallery=args.gallery,
+    )
+    config.check()
+    device = resolve_device(args.device)
+    path = weights.ensure_weights()
+    server = web.serve(StyleTransfer(str(device), path), config, host=args.host, port=args.port)
+    print(f"styleshift: serving on {server.url} ({device}); Ctrl-C stops", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    print("styleshift: stopped", file=sys.stderr)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "stylize":
             return _run_stylize(args)
+        if args.command == "serve":
+            return _run_serve(args)
         return _run_weights(args)
     except StyleshiftError as e:
         print(f"styleshift: error: {e}", file=sys.stderr)

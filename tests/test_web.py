@@ -1,0 +1,271 @@
+"""The web page's handlers through the Python API: uploads, options, jobs, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from styleshift import InputError, OptionError, Options, StyleTransfer, cli
+
+pytest.importorskip("gradio")
+
+from styleshift import web
+from styleshift.jobs import Job, Update, follow
+
+TINY = {"size": 48, "start_size": 32, "iterations": "3"}
+
+
+@pytest.fixture
+def uploads(tmp_path: Path) -> Path:
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def stylist(engine: StyleTransfer, uploads: Path, tmp_path: Path) -> web.Stylist:
+    config = web.WebConfig(max_pixels=1_000_000, max_size=256, temp_dir=tmp_path / "temp")
+    return web.Stylist(engine, config, uploads)
+
+
+def _upload(uploads: Path, source: Path, name: str | None = None) -> dict[str, str]:
+    """What Gradio hands over for an upload: a file in its folder and the visitor's name."""
+    target = uploads / f"{len(list(uploads.iterdir()))}-{source.name}"
+    shutil.copy(source, target)
+    return {"path": str(target), "orig_name": name or source.name}
+
+
+@pytest.fixture
+def photo(images: Path, uploads: Path) -> dict[str, str]:
+    return _upload(uploads, images / "content" / "tubingen.jpg")
+
+
+@pytest.fixture
+def painting(images: Path, uploads: Path) -> dict[str, str]:
+    return _upload(uploads, images / "style" / "vangogh_starry_night.jpg")
+
+
+# -- the form ---------------------------------------------------------------------------
+
+
+def test_form_values_become_options() -> None:
+    options = web.options_from_form(
+        {"size": 64.0, "iterations": "5, 3", "learning_rate": 0, "style_layer_weights": "",
+         "seed": 7, "preserve_color": "luminance", "multiscale": False}
+    )  # fmt: skip
+    assert options.size == 64 and isinstance(options.size, int)
+    assert options.iterations == (5, 3)
+    assert options.learning_rate is None  # an empty number box means the default
+    assert options.style_layer_weights is None
+    assert (options.seed, options.preserve_color, options.multiscale) == (7, "luminance", False)
+
+
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"iterations": "3,x"}, "iterations: '3,x' is not a valid value"),
+        ({"seed": 1.5}, "seed: '1.5' is not a valid value"),
+        ({"sise": 64}, "did you mean 'size'"),
+    ],
+)
+def test_bad_form_values_get_one_line(form: dict[str, object], message: str) -> None:
+    with pytest.raises(OptionError, match=message):
+        web.options_from_form(form)
+
+
+def test_labels_are_the_cli_help_texts() -> None:
+    assert web._help("tv_weight") == "weight of the total variation (smoothness) term"
+
+
+# -- bad requests -------------------------------------------------------------------------
+
+
+def test_a_non_image_is_refused_by_its_own_name(
+    stylist: web.Stylist, uploads: Path, painting: dict[str, str], tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a picture")
+    bad = _upload(uploads, text, name="holiday.jpg")
+    with pytest.raises(InputError) as caught:
+        stylist.job(bad, [(painting, 1.0)], TINY)
+    message = str(caught.value)
+    assert message.startswith("content image 'holiday.jpg' is not a supported image")
+    assert str(uploads) not in message  # no server paths in messages
+    assert "\n" not in message
+
+
+def test_a_truncated_image_is_refused(
+    stylist: web.Stylist, uploads: Path, photo: dict[str, str], images: Path, tmp_path: Path
+) -> None:
+    data = (images / "style" / "vangogh_starry_night.jpg").read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"style image 'cut.jpg' is truncated or corrupt"):
+        stylist.job(photo, [(_upload(uploads, cut), 1.0)], TINY)
+
+
+def test_a_huge_image_is_refused(
+    stylist: web.Stylist, uploads: Path, painting: dict[str, str], tmp_path: Path
+) -> None:
+    big = tmp_path / "big.png"
+    Image.new("RGB", (1200, 1000)).save(big)  # 1.2 MP over this server's 1 MP
+    with pytest.raises(InputError, match=r"'big.png' is 1200x1000 = 1,200,000 pixels, more"):
+        stylist.job(_upload(uploads, big), [(painting, 1.0)], TINY)
+
+
+def test_an_output_over_the_size_limit_is_refused(
+    stylist: web.Stylist, photo: dict[str, str], painting: dict[str, str]
+) -> None:
+    with pytest.raises(OptionError, match="size 512 is more than this server's limit of 256"):
+        stylist.job(photo, [(painting, 1.0)], {"size": 512})
+
+
+def test_server_paths_from_the_client_are_refused(
+    stylist: web.Stylist, painting: dict[str, str], images: Path
+) -> None:
+    outside = {"path": str(images / "content" / "tubingen.jpg"), "orig_name": "x.jpg"}
+    for value in (outside, str(images / "content" / "tubingen.jpg"), {"path": "/etc/passwd"}):
+        with pytest.raises(InputError, match="was not uploaded through this page"):
+            stylist.job(value, [(painting, 1.0)], TINY)
+
+
+def test_missing_images_are_asked_for(
+    stylist: web.Stylist, photo: dict[str, str], painting: dict[str, str]
+) -> None:
+    with pytest.raises(InputError, match="no content image given; upload one"):
+        stylist.job(None, [(painting, 1.0)], TINY)
+    with pytest.raises(OptionError, match="no style image given"):
+        stylist.job(photo, [(None, 1.0), (None, 1.0)], TINY)
+
+
+# -- jobs ---------------------------------------------------------------------------------
+
+
+def _first_update(job: Job, timeout: float = 60) -> list[Update]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        updates = job.drain()
+        if updates:
+            return updates
+        time.sleep(0.02)
+    raise AssertionError("no progress from the job")
+
+
+@pytest.mark.slow
+def test_a_job_runs_and_its_result_is_saved(
+    stylist: web.Stylist, photo: dict[str, str], painting: dict[str, str]
+) -> None:
+    job = stylist.job(photo, [(painting, 2.0), (painting, 1.0)], TINY | {"seed": 3})
+
+    async def watch() -> list[Update]:
+        return [u async for u in follow(job, poll=0.01)]
+
+    updates = asyncio.run(watch())
+    assert updates[-1].done and updates[-1].status.startswith("done in")
+    assert any("step" in u.status for u in updates[:-1])
+    assert any(u.preview is not None for u in updates[:-1])  # pictures while it forms
+    assert job.result is not None and max(job.result.image.size) == 48
+    assert job.result.options.style_blend == (2.0, 1.0)
+
+    done = stylist.save(job.result, photo, [painting, painting])
+    assert done.image.name == "tubingen-styled.png"
+    with Image.open(done.image) as im:
+        assert im.format == "PNG" and max(im.size) == 48
+        facts = json.loads(im.info["styleshift"])
+    assert facts == json.loads(done.options.read_text())
+    assert facts["content"] == "tubingen.jpg" and facts["options"]["seed"] == 3
+
+
+def _long_job(stylist: web.Stylist, photo: object, painting: object, **kw: float) -> Job:
+    options = Options(size=64, start_size=64, iterations=(500,))
+    content = web.load_upload(photo, stylist.uploads, "content", 10**7)
+    style = web.load_upload(painting, stylist.uploads, "style", 10**7)
+    return Job(stylist.engine, content, [style], options, **kw)
+
+
+@pytest.mark.slow
+def test_cancel_stops_the_cpu_work(
+    stylist: web.Stylist, photo: dict[str, str], painting: dict[str, str]
+) -> None:
+    job = _long_job(stylist, photo, painting)
+    job.start()
+    _first_update(job)
+    job.cancel()
+    steps = job.steps
+    assert job.join(timeout=10), "the engine kept running after cancel"
+    assert job.cancelled and job.result is None
+    assert job.steps <= steps + 1  # at most the step already under way
+    assert job.drain()[-1] == Update("cancelled", done=True)
+
+
+@pytest.mark.slow
+def test_an_abandoned_job_stops(
+    stylist: web.Stylist, photo: dict[str, str], painting: dict[str, str]
+) -> None:
+    job = _long_job(stylist, photo, painting, abandon_after=0.5)
+    job.start()  # and nobody watches
+    assert job.join(timeout=15), "an abandoned job kept running"
+    assert job.cancelled
+
+
+@pytest.mark.slow
+def test_leaving_the_page_cancels_the_job(
+    stylist: web.Stylist, photo: dict[str, str], painting: dict[str, str]
+) -> None:
+    """Gradio cancels the handler's task on Cancel and on disconnect; the job follows."""
+    job = _long_job(stylist, photo, painting)
+
+    async def visit() -> None:
+        async def watch() -> None:
+            async for _ in follow(job, poll=0.01):
+                pass
+
+        task = asyncio.create_task(watch())
+        while job.steps == 0:
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(visit())
+    assert job.join(timeout=10), "the engine kept running after the visitor left"
+    assert job.cancelled
+
+
+# -- the app and the command ------------------------------------------------------------------
+
+
+def test_the_page_builds(engine: StyleTransfer, tmp_path: Path, images: Path) -> None:
+    config = web.WebConfig(temp_dir=tmp_path, gallery=images / "style")
+    demo = web.build_app(engine, config)
+    assert demo.title == "styleshift"
+    copied = sorted(p.name for p in (tmp_path / "gallery").iterdir())
+    assert copied == sorted(p.name for p in (images / "style").glob("*.jpg"))
+
+
+def test_bad_server_settings_get_one_line(tmp_path: Path) -> None:
+    with pytest.raises(OptionError, match="concurrency must be at least 1"):
+        web.WebConfig(concurrency=0).check()
+    with pytest.raises(OptionError, match="is not a directory"):
+        web.WebConfig(gallery=tmp_path / "none").check()
+
+
+def test_serve_without_gradio_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import styleshift
+
+    monkeypatch.setitem(sys.modules, "gradio", None)
+    monkeypatch.delitem(sys.modules, "styleshift.web")
+    monkeypatch.delattr(styleshift, "web")
+    assert cli.main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("styleshift: error: the web page needs Gradio")
+    assert "pip install 'styleshift[web]'" in err and err.count("\n") == 1
