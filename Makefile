@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 CONTENT := ../shared/images/content/tubingen.jpg
 STYLE := ../shared/images/style/vangogh_starry_night.jpg
 
-.PHONY: setup demo weights test lint check bench clean
+.PHONY: setup demo weights test lint check bench bench-large clean
 
 setup: $(BIN)/styleshift
 
@@ -31,6 +31,9 @@ check: lint test
 
 bench: weights
 	$(BIN)/python bench/run.py
+
+bench-large: weights
+	$(BIN)/python bench/large.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
