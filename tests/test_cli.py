@@ -123,6 +123,7 @@ def test_json_report_is_one_object_with_the_facts(png_run):
             "iterations": 2,
             "seconds": report["scales"][0]["seconds"],
             "loss": report["loss"],
+            "tile": None,
         }
     ]
     options = report["options"]

@@ -107,6 +107,7 @@ def add_option_arguments(parser: argparse._ActionsContainer) -> None:
         help_text = f.metadata["help"]
         if f.default is not None:
             help_text += f" (default: {_format_default(f.default)})"
+        help_text = help_text.replace("%", "%%")  # argparse %-formats help
         kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": help_text}
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)

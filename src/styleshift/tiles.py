@@ -36,13 +36,18 @@ MIN_TILE = 64
 # (measured on CPU at 256-768 px: 2.6-4.3 KB, falling with size; see docs/performance.md).
 PASS_BYTES_PER_PIXEL = 2900
 # What each pixel costs for the whole scale: the image, its gradient, the best image so
-# far, the content image and L-BFGS's working vectors (3 float32 values each), plus the
-# content target at relu4_2 (512 channels at 1/64 of the pixels).
+# far, the content image, L-BFGS's and its line search's working vectors and a tiled
+# evaluation's gradients (3 float32 values each), plus the content target at relu4_2
+# (512 channels at 1/64 of the pixels).
 _VECTOR_BYTES = 3 * 4
-_STEADY_VECTORS = 10
+_STEADY_VECTORS = 14
 _CONTENT_BYTES = 512 * 4 // 64
 HISTORY = 50  # L-BFGS curvature pairs kept when memory allows
 MIN_HISTORY = 5
+# The share of the budget the plan fills. The rest is for what the estimate leaves out:
+# the interpreter and weights, and the allocator's fragmentation over a long run, which
+# made a 2048 px run's peak resident memory 1.5x its plan (docs/performance.md).
+HEADROOM = 0.65
 
 
 @dataclass(frozen=True)
@@ -141,25 +146,38 @@ def plan(height: int, width: int, budget: int, *, optimise: bool = True) -> Plan
     With `optimise` False only a forward pass is planned (style targets).
     """
     pixels = height * width
+    usable = int(budget * HEADROOM)
     history = 0
     steady = 0
     if optimise:
         per_pair = 2 * pixels * _VECTOR_BYTES
-        history = max(MIN_HISTORY, min(HISTORY, budget // 4 // per_pair))
+        history = max(MIN_HISTORY, min(HISTORY, usable // 4 // per_pair))
         steady = pixels * (_VECTOR_BYTES * (_STEADY_VECTORS + 2 * history) + _CONTENT_BYTES)
-    left = budget - steady
+    left = usable - steady
     if pixels * PASS_BYTES_PER_PIXEL <= left:
         return Plan(None, history)
     crop = math.isqrt(max(0, left) // PASS_BYTES_PER_PIXEL)
     tile = (crop - 2 * MARGIN) // ALIGN * ALIGN
     if tile < MIN_TILE:
-        smallest = (MIN_TILE + 2 * MARGIN) ** 2 * PASS_BYTES_PER_PIXEL + steady
+        smallest = least_budget(height, width)
         raise OptionError(
             f"a memory budget of {budget / 2**30:.2f} GiB is too small for a {width}x{height} "
             f"image; allow at least {math.ceil(smallest / 2**28) / 4:.2f} GiB (--max-memory) "
             "or choose a smaller size"
         )
     return Plan(tile, history)
+
+
+def least_budget(height: int, width: int, tile: int = MIN_TILE) -> int:
+    """About the smallest budget that `plan` fits tiles of `tile` pixels into."""
+    steady = height * width * (_VECTOR_BYTES * (_STEADY_VECTORS + 2 * MIN_HISTORY) + _CONTENT_BYTES)
+    return math.ceil(((tile + 2 * MARGIN) ** 2 * PASS_BYTES_PER_PIXEL + steady) / HEADROOM)
+
+
+def default_budget(height: int, width: int, available: int, fraction: float) -> int:
+    """`fraction` of the available memory, or more (up to three quarters of it) where the
+    image would otherwise need tiles too small to be efficient."""
+    return max(int(fraction * available), min(least_budget(height, width, 512), available * 3 // 4))
 
 
 # -- the two passes ----------------------------------------------------------------------

@@ -47,7 +47,7 @@ PRESETS: tuple[str, ...] = get_args(Preset)
 SCALE_RATIO = math.sqrt(2.0)
 # The default share of free memory a run budgets for: enough for 1024 px without tiles on
 # a 24 GB machine, while 2048 px stays under 6 GB there (docs/performance.md).
-MEMORY_FRACTION = 0.2
+MEMORY_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,8 @@ class Options:
     max_memory: float | None = _opt(
         None,
         "memory budget in GiB; scales that need more are computed in overlapping tiles "
-        f"(default: {MEMORY_FRACTION:.0%} of the memory available when the run starts)",
+        f"(default: {MEMORY_FRACTION:.0%} of the memory available when the run starts, "
+        "up to 75% where an output needs more)",
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -412,10 +413,12 @@ class _Run:
         )
         self.sizes = scale_sizes(opts.size, opts.start_size, opts.multiscale)
         self.steps = iterations_for(opts.iterations, len(self.sizes))
-        self.budget = int(
-            opts.max_memory * 2**30
+        self.budget = (
+            int(opts.max_memory * 2**30)
             if opts.max_memory is not None
-            else MEMORY_FRACTION * tiles.available_memory(self.device)
+            else tiles.default_budget(
+                *self._shape(self.sizes[-1]), tiles.available_memory(self.device), MEMORY_FRACTION
+            )
         )
         # Planned up front, so a budget too small for the output fails before any work.
         # Largest first, so that the error names the output's size.
