@@ -32,7 +32,14 @@ from . import __version__, color
 from .errors import InputError, OptionError, OutputError
 from .flow import FramePair, pair
 from .image import ImageLike, as_image, save_image, scaled_size
-from .transfer import Options, Progress, Result, StyleTransfer, resolve_options
+from .transfer import (
+    Options,
+    Progress,
+    Result,
+    StyleTransfer,
+    resolve_device,
+    resolve_options,
+)
 from .videoio import VideoInfo, check_video_output, even_size, probe, read_frames, write_output
 
 __all__ = [
@@ -291,7 +298,7 @@ def _prepare_work_dir(
             previous = json.loads(found.read_text())
         except (OSError, ValueError):
             previous = None
-        if previous == manifest and not restart:
+        if previous == manifest:  # the same run: keep its frames, even with --overwrite
             return _finished(work, frames)
         if not restart:
             raise OutputError(
@@ -320,7 +327,7 @@ def stylize_video(
     options: Options | None = None,
     settings: VideoSettings | None = None,
     *,
-    engine: StyleTransfer | None = None,
+    engine: StyleTransfer | Callable[[], StyleTransfer] | None = None,
     start: float = 0.0,
     duration: float | None = None,
     fps: float | None = None,
@@ -333,7 +340,8 @@ def stylize_video(
 ) -> VideoReport:
     """Stylise a video file or folder of frames into `output` (a video file or a folder).
 
-    Every check happens before the network is loaded. Finished frames are kept in the
+    Every check happens before the network is loaded (`engine` may be a function that
+    loads it, called once the checks pass). Finished frames are kept in the
     work folder (default OUTPUT.parts) as they come; the same call after an interruption
     resumes there. `overwrite` replaces an existing output and discards a work folder
     from a different run.
@@ -348,12 +356,16 @@ def stylize_video(
         raise OptionError("no style image given; give at least one")
     for s in style_paths:
         as_image(s, what="style image")
-    if engine is None:
-        engine = StyleTransfer(device=(options or Options()).device)
-    stylizer = VideoStylizer(engine, [str(s) for s in style_paths], options, settings)
+    options = options or Options()
+    resolved = resolve_options(options, resolve_device(options.device), len(style_paths))
     work = Path(work_dir) if work_dir is not None else default_work_dir(out)
-    manifest = _manifest(info, style_paths, stylizer.options, settings)
+    manifest = _manifest(info, style_paths, resolved, settings)
     done = _prepare_work_dir(work, manifest, resume=resume, restart=overwrite, frames=info.frames)
+    if engine is None:
+        engine = StyleTransfer(device=options.device)
+    elif not isinstance(engine, StyleTransfer):
+        engine = engine()
+    stylizer = VideoStylizer(engine, [str(s) for s in style_paths], resolved, settings)
     size = stylizer.frame_size(info.size)
     notes: list[str] = []
     if size != scaled_size(info.size, stylizer.options.size or max(size)):
