@@ -7,7 +7,9 @@ A is found in B: ``A(x) ≈ B(x + f(x))``, so ``warp(B, f)`` brings B onto A's p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import cv2
@@ -23,6 +25,7 @@ __all__ = [
     "dense_flow",
     "gray",
     "pair",
+    "sequence_warping_error",
     "warp",
     "warping_error",
 ]
@@ -121,3 +124,18 @@ def _unit(image: ImageArray) -> FloatArray:
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / 255.0
     return arr.astype(np.float32)
+
+
+def sequence_warping_error(
+    contents: Sequence[ImageArray], stylised: Sequence[ImageArray]
+) -> tuple[float, float]:
+    """The warping error averaged over consecutive frames, with the flow taken from the
+    content frames; and the mean share of pixels where that flow is consistent."""
+    if len(contents) != len(stylised) or len(contents) < 2:
+        raise ValueError("need two or more content frames and as many stylised ones")
+    errors, shares = [], []
+    for (c0, c1), (s0, s1) in zip(pairwise(contents), pairwise(stylised), strict=True):
+        link = pair(c0, c1)
+        errors.append(warping_error(s0, s1, link))
+        shares.append(float(link.mask.mean()))
+    return float(np.mean(errors)), float(np.mean(shares))

@@ -117,14 +117,15 @@ class VideoStylizer:
         assert self.options.size is not None
         return even_size(scaled_size(size, self.options.size))
 
-    def prime(self, content: ImageLike, stylised: ImageLike) -> None:
-        """Continue after a frame stylised earlier (resuming): its content and result."""
-        frame = self._prepare(as_image(content, what="frame"))
+    def prime(self, content: ImageLike, stylised: ImageLike, index: int | None = None) -> None:
+        """Continue after a frame stylised earlier (resuming): its content, its result and
+        its 1-based number (default: the next)."""
+        frame = self.prepare(as_image(content, what="frame"))
         image = as_image(stylised, what="stylised frame").convert("RGB")
         if image.size != frame.size:
             image = image.resize(frame.size, Image.Resampling.LANCZOS)
         self._previous = (np.asarray(frame), np.asarray(image))
-        self.count += 1
+        self.count = self.count + 1 if index is None else index
 
     def stream(
         self,
@@ -139,13 +140,14 @@ class VideoStylizer:
         self, content: ImageLike, callback: VideoCallback | None = None, total: int | None = None
     ) -> FrameResult:
         """Stylise the next frame; raises the engine's Interrupted on Ctrl-C."""
-        frame = self._prepare(as_image(content, what="frame"))
+        frame = self.prepare(as_image(content, what="frame"))
         index = self.count + 1
         on_step = None if callback is None else self._reporter(callback, index, total)
         current = np.asarray(frame)
         link: FramePair | None = None
         if self._previous is None:
-            result = self.engine.run(frame, self.styles, self.options, callback=on_step)
+            opts = replace(self.options, size=max(frame.size))  # evened, maybe by a pixel
+            result = self.engine.run(frame, self.styles, opts, callback=on_step)
         else:
             link = pair(self._previous[0], current)
             result = self._later(frame, link, on_step)
@@ -164,7 +166,8 @@ class VideoStylizer:
             consistent=None if link is None else float(link.mask.mean()),
         )
 
-    def _prepare(self, image: Image.Image) -> Image.Image:
+    def prepare(self, image: Image.Image) -> Image.Image:
+        """A frame as it is stylised: RGB, at the output size with even sides."""
         image = image.convert("RGB")
         size = self.frame_size(image.size)
         return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
@@ -190,7 +193,7 @@ class VideoStylizer:
         return self.engine.run(
             frame,
             self.styles,
-            self.later_options,
+            replace(self.later_options, size=max(frame.size)),
             callback=on_step,
             init=start,
             terms={"temporal": temporal},
@@ -376,7 +379,7 @@ def stylize_video(
         if index < done:
             continue
         if index == done:
-            stylizer.prime(content, _frame_path(work, index))
+            stylizer.prime(content, _frame_path(work, index), index)
             continue
         result = stylizer.frame(content, callback, info.frames)
         save_image(result.image, _frame_path(work, index), overwrite=True)

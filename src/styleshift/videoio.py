@@ -150,6 +150,8 @@ def _probe_frames(
 
 def _open(path: Path) -> Any:
     try:
+        if path.stat().st_size == 0:
+            raise InputError(f"{_q(path)} is empty (0 bytes); give a video file")
         return av.open(str(path), "r")
     except PermissionError:
         raise InputError(f"cannot read {_q(path)}: permission denied") from None
