@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 CONTENT := ../shared/images/content/tubingen.jpg
 STYLE := ../shared/images/style/vangogh_starry_night.jpg
 
-.PHONY: setup demo weights test lint check bench clean
+.PHONY: setup demo weights test lint check bench bench-video clean
 
 setup: $(BIN)/styleshift
 
@@ -31,6 +31,10 @@ check: lint test
 
 bench: weights
 	$(BIN)/python bench/run.py
+
+# Flicker and speed of `styleshift video` (docs/performance.md); waits for other heavy jobs.
+bench-video: weights
+	flock /tmp/styleshift-cpu.lock $(BIN)/python bench/video.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import difflib
 import json
@@ -223,18 +224,16 @@ def _add_video_parser(commands: Any) -> None:
     video.add_argument(
         "--temporal-weight",
         type=float,
-        default=defaults.temporal_weight,
+        default=None,
         metavar="X",
-        help="how firmly each frame follows the previous one "
-        f"(default: {defaults.temporal_weight:g})",
+        help=f"how firmly each frame follows the previous one{defaults['temporal_weight']}",
     )
     video.add_argument(
         "--later-iterations",
         type=int,
-        default=defaults.later_iterations,
+        default=None,
         metavar="N",
-        help="network evaluations for each frame after the first "
-        f"(default: {defaults.later_iterations})",
+        help=f"network evaluations for each frame after the first{defaults['later_iterations']}",
     )
     video.add_argument(
         "--work-dir",
@@ -261,13 +260,14 @@ def _add_video_parser(commands: Any) -> None:
     add_option_arguments(video.add_argument_group("style transfer options"))
 
 
-def _video_settings_defaults() -> Any:
-    # The defaults live in the video module, which needs PyAV and OpenCV; help must not.
+def _video_settings_defaults() -> dict[str, str]:
+    """' (default: X)' for each VideoSettings field; the video module needs PyAV and
+    OpenCV, and help must work without them."""
     try:
         from .video import VideoSettings
     except ImportError:
-        return types.SimpleNamespace(temporal_weight=50.0, later_iterations=20)
-    return VideoSettings()
+        return collections.defaultdict(str)
+    return {k: f" (default: {v:g})" for k, v in dataclasses.asdict(VideoSettings()).items()}
 
 
 class _Reporter:
@@ -426,7 +426,10 @@ def _run_video(args: argparse.Namespace) -> int:
             "install them with: pip install 'styleshift[video]'"
         ) from None
     options = options_from_args(args)
-    settings = video.VideoSettings(args.temporal_weight, args.later_iterations)
+    given = {"temporal_weight": args.temporal_weight, "later_iterations": args.later_iterations}
+    settings = dataclasses.replace(
+        video.VideoSettings(), **{k: v for k, v in given.items() if v is not None}
+    )
     reporter = _Reporter(enabled=not args.quiet and sys.stderr.isatty())
     work = args.work_dir or video.default_work_dir(args.output)
     try:
