@@ -107,7 +107,10 @@ def test_temporal_loss_lowers_the_warping_error(sintel, style, engine):
 def test_interrupted_run_resumes_where_it_stopped(tmp_path, sintel, style, engine):
     out = tmp_path / "out.mkv"
 
+    seen = []
+
     def stop_at_third(p):
+        seen.append(p)
         if p.frame == 3:
             raise KeyboardInterrupt
 
@@ -122,6 +125,10 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, sintel, style, engin
         "frame_000002.png",
     ]
     assert not out.exists()
+    # Progress: frames done, this frame's steps, seconds per frame, and an ETA once known.
+    assert {(p.frame, p.frames_done, p.frames) for p in seen} == {(1, 0, 4), (2, 1, 4), (3, 2, 4)}
+    assert seen[-1].seconds_per_frame is not None and seen[-1].eta is not None
+    assert seen[-1].step.steps == 2  # a later frame: --later-iterations, one scale
     first = (work / "frame_000001.png").stat().st_mtime_ns
     done: list[int] = []
     report = stylize_video(sintel, [style], out, opts, settings, engine=engine, duration=4 / 24,

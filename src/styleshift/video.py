@@ -97,8 +97,11 @@ class VideoStylizer:
         options: Options | None = None,
         settings: VideoSettings | None = None,
     ) -> None:
-        single = isinstance(styles, (str, os.PathLike, Image.Image, torch.Tensor))
-        style_list: list[ImageLike] = [styles] if single else list(styles)  # type: ignore[list-item,arg-type]
+        style_list: list[ImageLike] = (
+            [styles]
+            if isinstance(styles, (str, os.PathLike, Image.Image, torch.Tensor))
+            else list(styles)
+        )
         self.engine = engine
         self.styles = [as_image(s, what="style image") for s in style_list]
         self.options = resolve_options(options or Options(), engine.device, len(self.styles))
@@ -109,7 +112,7 @@ class VideoStylizer:
         )
         self.count = 0
         self._previous: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None
-        self._first_seconds: float | None = None
+        self._first: tuple[float, int] | None = None  # seconds and evaluations
         self._later_seconds: list[float] = []
 
     def frame_size(self, size: tuple[int, int]) -> tuple[int, int]:
@@ -153,15 +156,16 @@ class VideoStylizer:
             result = self._later(frame, link, on_step)
         self.count = index
         self._previous = (current, np.asarray(result.image.convert("RGB")))
+        evaluations = sum(s.iterations for s in result.scales)
         if link is None:
-            self._first_seconds = result.seconds
+            self._first = (result.seconds, evaluations)
         else:
             self._later_seconds.append(result.seconds)
         return FrameResult(
             image=result.image,
             index=index,
             seconds=result.seconds,
-            iterations=sum(s.iterations for s in result.scales),
+            iterations=evaluations,
             losses=result.losses,
             consistent=None if link is None else float(link.mask.mean()),
         )
@@ -200,26 +204,32 @@ class VideoStylizer:
         )
 
     def seconds_per_frame(self) -> float | None:
+        """Mean seconds of the later frames so far, else the first frame's."""
         if self._later_seconds:
             return sum(self._later_seconds) / len(self._later_seconds)
-        return self._first_seconds
+        return None if self._first is None else self._first[0]
+
+    def _later_estimate(self) -> float | None:
+        if self._later_seconds:
+            return sum(self._later_seconds) / len(self._later_seconds)
+        if self._first is None:
+            return None
+        # No later frame yet: scale the first frame's time by its evaluations.
+        seconds, evaluations = self._first
+        return seconds * self.settings.later_iterations / max(1, evaluations)
 
     def _reporter(
         self, callback: VideoCallback, index: int, total: int | None
     ) -> Callable[[Progress], None]:
-        done = index - 1
-
         def on_step(p: Progress) -> None:
-            per_frame = self.seconds_per_frame()
+            later = self._later_estimate()
+            left = p.eta  # of this frame; the engine gives none for a run's first steps
+            if left is None and later is not None and index > 1:
+                left = max(0.0, later - p.elapsed)
             eta = None
-            if total is not None and p.eta is not None:
-                later = per_frame if self._later_seconds else None
-                if later is None and self._first_seconds is not None:
-                    # No later frame yet: guess from the first by evaluations.
-                    first_steps = sum(self.options.iterations or (1,))
-                    later = self._first_seconds * self.settings.later_iterations / first_steps
-                eta = p.eta + (later or 0.0) * (total - index) if later or index == total else None
-            callback(VideoProgress(index, total, p, done, per_frame, eta))
+            if total is not None and left is not None and (later is not None or index == total):
+                eta = left + (later or 0.0) * (total - index)
+            callback(VideoProgress(index, total, p, index - 1, self.seconds_per_frame(), eta))
 
         return on_step
 
