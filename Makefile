@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 CONTENT := ../shared/images/content/tubingen.jpg
 STYLE := ../shared/images/style/vangogh_starry_night.jpg
 
-.PHONY: setup demo weights test lint check bench bench-large clean
+.PHONY: setup demo weights test lint check bench bench-large bench-video clean
 
 setup: $(BIN)/styleshift
 
@@ -34,6 +34,10 @@ bench: weights
 
 bench-large: weights
 	$(BIN)/python bench/large.py
+
+# Flicker and speed of `styleshift video` (docs/performance.md).
+bench-video: weights
+	$(BIN)/python bench/video.py
 
 clean:
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import difflib
 import json
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--device", type=_choice(["auto", "cpu", "cuda", "mps"]),
                        default="auto", metavar="{auto,cpu,cuda,mps}",
                        help="where to compute (default: auto)")  # fmt: skip
+    _add_video_parser(commands)
 
     wcmd = commands.add_parser("weights", help="fetch, import or describe the VGG-19 weights")
     wsub = wcmd.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
@@ -193,6 +195,106 @@ def build_parser() -> argparse.ArgumentParser:
     info = wsub.add_parser("info", help="where the weights are, their size, hash and source")
     info.add_argument("--json", action="store_true", help="print the facts as JSON")
     return parser
+
+
+def _add_video_parser(commands: Any) -> None:
+    video = commands.add_parser(
+        "video",
+        help="stylise a video without flicker, keeping its frame rate and sound",
+        description="Stylise INPUT (a video file or a folder of numbered frames) in the manner "
+        "of STYLE. Each frame after the first starts from the previous result moved along the "
+        "optical flow and is tied to it, so the result does not flicker. Finished frames are "
+        "kept in a work folder; running the same command again resumes an interrupted run.",
+    )
+    video.add_argument(
+        "input",
+        metavar="INPUT",
+        help="video file (MP4, MOV, WebM, MKV, GIF) or folder of numbered frames",
+    )
+    video.add_argument("styles", metavar="STYLE", nargs="+", help="painting(s) to imitate")
+    video.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        help="output video (.mp4, .m4v, .mov, .mkv, .webm, .gif), or a folder name without "
+        "extension for PNG frames",
+    )
+    video.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output; discard a work folder of another run",
+    )
+    video.add_argument(
+        "--start",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="where the section to stylise begins (default: 0)",
+    )
+    video.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="length of the section (default: to the end)",
+    )
+    video.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        metavar="N",
+        help="frame rate of a folder of frames (default: 24); for a video, "
+        "plays its frames evenly at N fps (accepts variable-rate input)",
+    )
+    defaults = _video_settings_defaults()
+    video.add_argument(
+        "--temporal-weight",
+        type=float,
+        default=None,
+        metavar="X",
+        help=f"how firmly each frame follows the previous one{defaults['temporal_weight']}",
+    )
+    video.add_argument(
+        "--later-iterations",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"network evaluations for each frame after the first{defaults['later_iterations']}",
+    )
+    video.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where finished frames are kept (default: OUTPUT.parts)",
+    )
+    video.add_argument(
+        "--resume",
+        action="store_true",
+        help="require an interrupted run to resume (it resumes anyway when "
+        "the work folder matches)",
+    )
+    video.add_argument(
+        "--keep-work",
+        action="store_true",
+        help="keep the work folder of frames after writing the output",
+    )
+    video.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
+    video.add_argument(
+        "--json", action="store_true", help="print one JSON object describing the run at the end"
+    )
+    add_option_arguments(video.add_argument_group("style transfer options"))
+
+
+def _video_settings_defaults() -> dict[str, str]:
+    """' (default: X)' for each VideoSettings field; the video module needs PyAV and
+    OpenCV, and help must work without them."""
+    try:
+        from .video import VideoSettings
+    except ImportError:
+        return collections.defaultdict(str)
+    return {k: f" (default: {v:g})" for k, v in dataclasses.asdict(VideoSettings()).items()}
 
 
 class _Reporter:
@@ -231,6 +333,30 @@ class _Reporter:
         eta = "?" if p.eta is None else _clock(p.eta)
         self.bar.set_postfix_str(f"loss {p.loss:.4g}, ETA {eta}", refresh=False)
         self.bar.update(p.done_steps - self.bar.n)
+
+    def frame(self, p: Any) -> None:
+        """Progress of a video (a `video.VideoProgress`): frames done, this frame's steps."""
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(
+                total=p.frames,
+                initial=p.frames_done,
+                unit="frame",
+                file=sys.stderr,
+                bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                "[{elapsed}{postfix}]",
+            )
+        self.bar.set_description_str(f"frame {p.frame}/{p.frames}")
+        rate = "?" if p.seconds_per_frame is None else f"{p.seconds_per_frame:.1f}"
+        eta = "?" if p.eta is None else _clock(p.eta)
+        self.bar.set_postfix_str(
+            f"step {p.step.done_steps}/{p.step.total_steps}, {rate} s/frame, ETA {eta}",
+            refresh=False,
+        )
+        self.bar.update(p.frames_done - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -281,10 +407,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
         as_image(options.init, what="init image")
     reporter = _Reporter(enabled=not args.quiet and sys.stderr.isatty())
     try:
-        path = weights.ensure_weights(progress=reporter.download)
-        reporter.close()
-        engine = StyleTransfer(device=str(device), weights=path)
-        _note(args, f"using device {engine.device}")
+        engine = _load_engine(args, str(device), reporter)
         saving = [args.save_every > 0]
 
         def on_step(p: Progress) -> None:
@@ -310,6 +433,74 @@ def _run_stylize(args: argparse.Namespace) -> int:
     _save(result, args, output, args.overwrite)
     _note(args, f"wrote {output} in {result.seconds:.1f} s")
     _emit_json(args, result, output)
+    return 0
+
+
+def _load_engine(args: argparse.Namespace, device: str, reporter: _Reporter) -> StyleTransfer:
+    path = weights.ensure_weights(progress=reporter.download)
+    reporter.close()
+    engine = StyleTransfer(device=device, weights=path)
+    _note(args, f"using device {engine.device}")
+    return engine
+
+
+def _run_video(args: argparse.Namespace) -> int:
+    try:
+        from . import video
+    except ImportError as e:
+        raise StyleshiftError(
+            f"the video command needs PyAV and OpenCV ({e.name or e} is missing); "
+            "install them with: pip install 'styleshift[video]'"
+        ) from None
+    options = options_from_args(args)
+    given = {"temporal_weight": args.temporal_weight, "later_iterations": args.later_iterations}
+    settings = dataclasses.replace(
+        video.VideoSettings(), **{k: v for k, v in given.items() if v is not None}
+    )
+    reporter = _Reporter(enabled=not args.quiet and sys.stderr.isatty())
+    work = args.work_dir or video.default_work_dir(args.output)
+    try:
+        report = video.stylize_video(
+            args.input,
+            args.styles,
+            args.output,
+            options,
+            settings,
+            engine=lambda: _load_engine(args, options.device, reporter),
+            start=args.start,
+            duration=args.duration,
+            fps=args.fps,
+            work_dir=args.work_dir,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            keep_work=args.keep_work,
+            callback=reporter.frame,
+        )
+    except KeyboardInterrupt:
+        reporter.close()
+        _note(
+            args,
+            f"interrupted; finished frames are kept in {work}; run the same command "
+            "again to resume",
+        )
+        return EXIT_INTERRUPTED
+    finally:
+        reporter.close()
+    for note in report.notes:
+        _note(args, note)
+    if report.resumed_from:
+        _note(args, f"resumed after frame {report.resumed_from}")
+    _note(
+        args,
+        f"wrote {report.output}: {report.frames} frames, {report.size[0]}x{report.size[1]}"
+        f", {report.fps:g} fps, in {report.seconds:.1f} s",
+    )
+    if args.json:
+        fields = {
+            k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(report).items()
+        }
+        fields["options"] = options.to_dict()
+        print(json.dumps(fields, indent=2))
     return 0
 
 
@@ -390,6 +581,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_stylize(args)
         if args.command == "serve":
             return _run_serve(args)
+        if args.command == "video":
+            return _run_video(args)
         return _run_weights(args)
     except StyleshiftError as e:
         print(f"styleshift: error: {e}", file=sys.stderr)

@@ -37,6 +37,7 @@ __all__ = [
     "as_image",
     "check_output_path",
     "load_image",
+    "publish_file",
     "read_metadata",
     "resize_long_side",
     "save_image",
@@ -562,12 +563,8 @@ def save_image(
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
-        if overwrite:
-            os.replace(tmp, out)
-        else:
-            _publish_no_clobber(tmp, out, name)
+        publish_file(tmp, out, overwrite=overwrite, name=name)
         tmp = None
-        _fsync_dir(out.parent)
     except OSError as e:
         raise _write_error(e, name) from None
     except ValueError as e:  # Pillow reports some encoder failures this way
@@ -579,6 +576,19 @@ def save_image(
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
     return out
+
+
+def publish_file(tmp: str, out: Path, *, overwrite: bool = False, name: str | None = None) -> None:
+    """Move a finished temporary file (in the same folder) to ``out`` in one step.
+
+    Without ``overwrite`` an existing ``out`` is never replaced (OutputError), even one
+    that appears meanwhile; OSError is left to the caller, which knows what was written.
+    """
+    if overwrite:
+        os.replace(tmp, out)
+    else:
+        _publish_no_clobber(tmp, out, os.fspath(out) if name is None else name)
+    _fsync_dir(out.parent)
 
 
 def _publish_no_clobber(tmp: str, out: Path, name: str) -> None:

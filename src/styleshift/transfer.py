@@ -633,7 +633,8 @@ class _Run:
             return torch.rand(content.shape, generator=generator).to(self.device)
         if isinstance(init, Tensor) and init.dim() == 4 and init.shape[1] == 3:
             # Kept in float: a warped video frame would lose detail through 8 bits.
-            start = init.detach().to(self.device, torch.float32)
+            # Contiguous: L-BFGS views the image as one flat vector.
+            start = init.detach().to(self.device, torch.float32).contiguous()
             if start.shape[-2:] != (h, w):
                 start = F.interpolate(start, size=(h, w), mode="bicubic", align_corners=False)
             start = start.clamp(0, 1)

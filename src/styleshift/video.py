@@ -1,0 +1,420 @@
+"""Temporally stable video style transfer (Ruder, Dosovitskiy and Brox, 2016), CPU-friendly.
+
+The first frame is stylised with the full preset. Each later frame starts from the
+previous stylised frame warped onto it by dense optical flow, and its objective adds a
+temporal term that ties it to that warped frame wherever the flow is consistent both
+ways; so later frames need only a short single-scale optimisation.
+
+`VideoStylizer` is the streaming API (images in, stylised images out). `stylize_video`
+runs a whole file or folder of frames: finished frames are kept in a work folder as they
+come, a rerun resumes where an interrupted one stopped, and the output appears complete
+or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import __version__, color
+from .errors import InputError, OptionError, OutputError
+from .flow import FramePair, pair
+from .image import ImageLike, as_image, save_image, scaled_size
+from .transfer import (
+    Options,
+    Progress,
+    Result,
+    StyleTransfer,
+    resolve_device,
+    resolve_options,
+)
+from .videoio import VideoInfo, check_video_output, even_size, probe, read_frames, write_output
+
+__all__ = [
+    "FrameResult",
+    "VideoProgress",
+    "VideoReport",
+    "VideoSettings",
+    "VideoStylizer",
+    "stylize_video",
+]
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """What video adds to the engine's options."""
+
+    temporal_weight: float = 200.0  # measured: docs/performance.md (video)
+    later_iterations: int = 20  # L-BFGS evaluations for each frame after the first
+
+
+@dataclass(frozen=True)
+class VideoProgress:
+    """One optimisation step of one frame, as a video callback sees it."""
+
+    frame: int  # 1-based
+    frames: int | None  # total, when known
+    step: Progress  # the engine's record for the current frame
+    frames_done: int
+    seconds_per_frame: float | None  # mean over the later frames done, else the first's
+    eta: float | None  # seconds left for the whole run, once there is a rate to go by
+
+
+VideoCallback = Callable[[VideoProgress], None]
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    image: Image.Image
+    index: int  # 1-based, over the frames this stylizer has seen
+    seconds: float
+    iterations: int
+    losses: dict[str, float]
+    consistent: float | None  # share of pixels tied to the previous frame
+
+
+class VideoStylizer:
+    """Stylises a sequence of frames one after another, each tied to the one before."""
+
+    def __init__(
+        self,
+        engine: StyleTransfer,
+        styles: ImageLike | Sequence[ImageLike],
+        options: Options | None = None,
+        settings: VideoSettings | None = None,
+    ) -> None:
+        style_list: list[ImageLike] = (
+            [styles]
+            if isinstance(styles, (str, os.PathLike, Image.Image, torch.Tensor))
+            else list(styles)
+        )
+        self.engine = engine
+        self.styles = [as_image(s, what="style image") for s in style_list]
+        self.options = resolve_options(options or Options(), engine.device, len(self.styles))
+        self.settings = settings or VideoSettings()
+        check_settings(self.settings)
+        self.later_options = replace(
+            self.options, multiscale=False, iterations=(self.settings.later_iterations,)
+        )
+        self.count = 0
+        self._previous: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None
+        self._first: tuple[float, int] | None = None  # seconds and evaluations
+        self._later_seconds: list[float] = []
+
+    def frame_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The output size for input frames of `size`: the option's long side, even sides."""
+        assert self.options.size is not None
+        return even_size(scaled_size(size, self.options.size))
+
+    def prime(self, content: ImageLike, stylised: ImageLike, index: int | None = None) -> None:
+        """Continue after a frame stylised earlier (resuming): its content, its result and
+        its 1-based number (default: the next)."""
+        frame = self.prepare(as_image(content, what="frame"))
+        image = as_image(stylised, what="stylised frame").convert("RGB")
+        if image.size != frame.size:
+            image = image.resize(frame.size, Image.Resampling.LANCZOS)
+        self._previous = (np.asarray(frame), np.asarray(image))
+        self.count = self.count + 1 if index is None else index
+
+    def stream(
+        self,
+        frames: Iterable[ImageLike],
+        callback: VideoCallback | None = None,
+        total: int | None = None,
+    ) -> Iterator[FrameResult]:
+        for content in frames:
+            yield self.frame(content, callback, total)
+
+    def frame(
+        self, content: ImageLike, callback: VideoCallback | None = None, total: int | None = None
+    ) -> FrameResult:
+        """Stylise the next frame; raises the engine's Interrupted on Ctrl-C."""
+        frame = self.prepare(as_image(content, what="frame"))
+        index = self.count + 1
+        on_step = None if callback is None else self._reporter(callback, index, total)
+        current = np.asarray(frame)
+        link: FramePair | None = None
+        if self._previous is None:
+            opts = replace(self.options, size=max(frame.size))  # evened, maybe by a pixel
+            result = self.engine.run(frame, self.styles, opts, callback=on_step)
+        else:
+            link = pair(self._previous[0], current)
+            result = self._later(frame, link, on_step)
+        self.count = index
+        self._previous = (current, np.asarray(result.image.convert("RGB")))
+        evaluations = sum(s.iterations for s in result.scales)
+        if link is None:
+            self._first = (result.seconds, evaluations)
+        else:
+            self._later_seconds.append(result.seconds)
+        return FrameResult(
+            image=result.image,
+            index=index,
+            seconds=result.seconds,
+            iterations=evaluations,
+            losses=result.losses,
+            consistent=None if link is None else float(link.mask.mean()),
+        )
+
+    def prepare(self, image: Image.Image) -> Image.Image:
+        """A frame as it is stylised: RGB, at the output size with even sides."""
+        image = image.convert("RGB")
+        size = self.frame_size(image.size)
+        return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
+
+    def _later(
+        self, frame: Image.Image, link: FramePair, on_step: Callable[[Progress], None] | None
+    ) -> Result:
+        assert self._previous is not None
+        device = self.engine.device
+        warped = link.warp_previous(self._previous[1].astype(np.float32) / 255.0)
+        # Contiguous: L-BFGS flattens the gradient with view(), which a permuted tensor breaks.
+        start = torch.from_numpy(warped).permute(2, 0, 1)[None].clamp(0, 1).contiguous().to(device)
+        target = start
+        if self.options.preserve_color == "luminance":
+            # The engine optimises luminance alone in this mode; compare like with like.
+            target = color.luminance(start)
+        mask = torch.from_numpy(link.mask)[None, None].to(device)
+        weight = self.settings.temporal_weight
+
+        def temporal(image: torch.Tensor) -> torch.Tensor:
+            return weight * torch.mean(mask * (image - target) ** 2)
+
+        return self.engine.run(
+            frame,
+            self.styles,
+            replace(self.later_options, size=max(frame.size)),
+            callback=on_step,
+            init=start,
+            terms={"temporal": temporal},
+        )
+
+    def seconds_per_frame(self) -> float | None:
+        """Mean seconds of the later frames so far, else the first frame's."""
+        if self._later_seconds:
+            return sum(self._later_seconds) / len(self._later_seconds)
+        return None if self._first is None else self._first[0]
+
+    def _later_estimate(self) -> float | None:
+        if self._later_seconds:
+            return sum(self._later_seconds) / len(self._later_seconds)
+        if self._first is None:
+            return None
+        # No later frame yet: scale the first frame's time by its evaluations.
+        seconds, evaluations = self._first
+        return seconds * self.settings.later_iterations / max(1, evaluations)
+
+    def _reporter(
+        self, callback: VideoCallback, index: int, total: int | None
+    ) -> Callable[[Progress], None]:
+        def on_step(p: Progress) -> None:
+            later = self._later_estimate()
+            left = p.eta  # of this frame; the engine gives none for a run's first steps
+            if left is None and later is not None and index > 1:
+                left = max(0.0, later - p.elapsed)
+            eta = None
+            if total is not None and left is not None and (later is not None or index == total):
+                eta = left + (later or 0.0) * (total - index)
+            callback(VideoProgress(index, total, p, index - 1, self.seconds_per_frame(), eta))
+
+        return on_step
+
+
+def check_settings(settings: VideoSettings) -> None:
+    if not settings.temporal_weight >= 0:
+        raise OptionError(f"temporal weight must be zero or more, got {settings.temporal_weight}")
+    if settings.later_iterations < 1:
+        raise OptionError(
+            f"later iterations must be a positive whole number, got {settings.later_iterations}"
+        )
+
+
+# -- whole videos ----------------------------------------------------------------------
+
+
+@dataclass
+class VideoReport:
+    output: Path
+    frames: int
+    resumed_from: int  # frames found finished in the work folder
+    size: tuple[int, int]
+    fps: float
+    seconds: float
+    first_frame_seconds: float | None
+    later_frame_seconds: float | None  # mean
+    notes: list[str] = field(default_factory=list)
+    work_dir: Path | None = None  # kept (--keep-work), else None
+
+
+def default_work_dir(output: Path) -> Path:
+    return output.with_name(output.name + ".parts")
+
+
+def _identity(path: Path) -> dict[str, Any]:
+    """Enough to tell whether a file (or folder of frames) changed since a run started."""
+    files = sorted(path.iterdir()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        digest.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return {"path": str(path.resolve()), "files": len(files), "digest": digest.hexdigest()}
+
+
+def _manifest(
+    info: VideoInfo, styles: Sequence[Path], options: Options, settings: VideoSettings
+) -> dict[str, Any]:
+    return {
+        "styleshift": __version__,
+        "input": _identity(info.path),
+        "styles": [_identity(Path(s)) for s in styles],
+        "section": {"first": info.first, "frames": info.frames, "fps": str(info.fps)},
+        # Through JSON, as the manifest read back will be, so the two compare equal.
+        "options": json.loads(json.dumps(options.to_dict())),
+        "video": asdict(settings),
+    }
+
+
+def _frame_path(work: Path, index: int) -> Path:
+    return work / f"frame_{index:06d}.png"
+
+
+def _finished(work: Path, frames: int) -> int:
+    done = 0
+    while done < frames and _frame_path(work, done + 1).is_file():
+        done += 1
+    return done
+
+
+def _prepare_work_dir(
+    work: Path, manifest: dict[str, Any], *, resume: bool, restart: bool, frames: int
+) -> int:
+    """Make the work folder ready; return how many frames are already finished in it."""
+    found = work / MANIFEST
+    if work.exists() and not work.is_dir():
+        raise OutputError(f"work folder '{work}' is a file; remove it or pass --work-dir")
+    if found.is_file():
+        try:
+            previous = json.loads(found.read_text())
+        except (OSError, ValueError):
+            previous = None
+        if previous == manifest:  # the same run: keep its frames, even with --overwrite
+            return _finished(work, frames)
+        if not restart:
+            raise OutputError(
+                f"work folder '{work}' holds frames of a different input or options; pass "
+                "--overwrite to discard them, or --work-dir to use another folder"
+            )
+    elif work.is_dir() and any(work.iterdir()) and not restart:
+        raise OutputError(
+            f"work folder '{work}' is not empty and not from styleshift; pass --work-dir"
+        )
+    if resume and not restart:
+        raise OutputError(f"nothing to resume in '{work}'; run without --resume to start")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    tmp = work / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, found)
+    return 0
+
+
+def stylize_video(
+    input: str | os.PathLike[str],
+    styles: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    options: Options | None = None,
+    settings: VideoSettings | None = None,
+    *,
+    engine: StyleTransfer | Callable[[], StyleTransfer] | None = None,
+    start: float = 0.0,
+    duration: float | None = None,
+    fps: float | None = None,
+    work_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    keep_work: bool = False,
+    callback: VideoCallback | None = None,
+    on_frame: Callable[[FrameResult], None] | None = None,
+) -> VideoReport:
+    """Stylise a video file or folder of frames into `output` (a video file or a folder).
+
+    Every check happens before the network is loaded (`engine` may be a function that
+    loads it, called once the checks pass). Finished frames are kept in the
+    work folder (default OUTPUT.parts) as they come; the same call after an interruption
+    resumes there. `overwrite` replaces an existing output and discards a work folder
+    from a different run.
+    """
+    began = time.perf_counter()
+    settings = settings or VideoSettings()
+    check_settings(settings)
+    out = check_video_output(output, overwrite=overwrite)
+    info = probe(input, start=start, duration=duration, fps=fps)
+    style_paths = [Path(s) for s in styles]
+    if not style_paths:
+        raise OptionError("no style image given; give at least one")
+    for s in style_paths:
+        as_image(s, what="style image")
+    options = options or Options()
+    resolved = resolve_options(options, resolve_device(options.device), len(style_paths))
+    work = Path(work_dir) if work_dir is not None else default_work_dir(out)
+    manifest = _manifest(info, style_paths, resolved, settings)
+    done = _prepare_work_dir(work, manifest, resume=resume, restart=overwrite, frames=info.frames)
+    if engine is None:
+        engine = StyleTransfer(device=options.device)
+    elif not isinstance(engine, StyleTransfer):
+        engine = engine()
+    stylizer = VideoStylizer(engine, [str(s) for s in style_paths], resolved, settings)
+    size = stylizer.frame_size(info.size)
+    notes: list[str] = []
+    if size != scaled_size(info.size, stylizer.options.size or max(size)):
+        notes.append(f"frame size rounded to even sides: {size[0]}x{size[1]}")
+    first_seconds: float | None = None
+    later: list[float] = []
+    for index, content in enumerate(read_frames(info), start=1):
+        if index < done:
+            continue
+        if index == done:
+            stylizer.prime(content, _frame_path(work, index), index)
+            continue
+        result = stylizer.frame(content, callback, info.frames)
+        save_image(result.image, _frame_path(work, index), overwrite=True)
+        if index == 1:
+            first_seconds = result.seconds
+        else:
+            later.append(result.seconds)
+        if on_frame is not None:
+            on_frame(result)
+    if _finished(work, info.frames) != info.frames:
+        raise InputError(f"'{info.path}' ended early; it may be truncated")
+    frames = [_frame_path(work, i) for i in range(1, info.frames + 1)]
+    notes += write_output(frames, out, info, size, overwrite=overwrite)
+    if not keep_work:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(work)
+    return VideoReport(
+        output=out,
+        frames=info.frames,
+        resumed_from=done,
+        size=size,
+        fps=float(info.fps),
+        seconds=time.perf_counter() - began,
+        first_frame_seconds=first_seconds,
+        later_frame_seconds=sum(later) / len(later) if later else None,
+        notes=notes,
+        work_dir=work if keep_work else None,
+    )

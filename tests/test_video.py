@@ -1,0 +1,257 @@
+"""The video pipeline end to end on a few small frames of the shared clips, real network."""
+
+from __future__ import annotations
+
+import json
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+import styleshift
+from styleshift import Interrupted, Options, OutputError, cli
+from styleshift.errors import InputError
+from styleshift.flow import sequence_warping_error
+from styleshift.video import VideoSettings, VideoStylizer, stylize_video
+from styleshift.videoio import probe, read_frames
+
+pytestmark = pytest.mark.slow
+
+# Small and short: the machine is shared, and each network pass counts.
+FAST = Options(preset="fast", size=64, iterations=(10,), device="cpu")
+SETTINGS = VideoSettings(later_iterations=5)
+
+
+@pytest.fixture(scope="module")
+def clip(images: Path) -> Path:
+    return images / "video" / "big_buck_bunny_cut_10s_640x360.mp4"
+
+
+@pytest.fixture(scope="module")
+def sintel(images: Path) -> Path:
+    return images / "video" / "sintel_market_frames"
+
+
+@pytest.fixture(scope="module")
+def style(images: Path) -> Path:
+    return images / "style" / "vangogh_starry_night.jpg"
+
+
+def _streams(path: Path) -> dict[str, object]:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        frames = sum(1 for _ in c.decode(v))
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        return {
+            "frames": frames,
+            "size": (v.codec_context.width, v.codec_context.height),
+            "fps": v.average_rate,
+            "audio": [a.codec_context.name for a in c.streams.audio],
+            "duration": c.duration / 1e6,
+        }
+
+
+@pytest.fixture(scope="module")
+def mp4_run(tmp_path_factory, clip, style, engine):
+    out = tmp_path_factory.mktemp("mp4") / "out.mp4"
+    report = stylize_video(
+        clip, [style], out, FAST, SETTINGS, engine=engine, start=1.0, duration=3 / 24
+    )
+    return out, report
+
+
+def test_video_keeps_frame_count_rate_and_audio(mp4_run):
+    out, report = mp4_run
+    facts = _streams(out)
+    assert facts["frames"] == 3 == report.frames
+    assert facts["fps"] == 24
+    assert facts["audio"] == ["aac"]  # copied: MP4 takes AAC as it is
+    assert facts["duration"] == pytest.approx(3 / 24, abs=0.05)
+    # 640x360 at 64 px is 64x36 (even); the note is for sizes that had to be rounded.
+    assert facts["size"] == report.size == (64, 36)
+    assert not Path(str(out) + ".parts").exists()  # the work folder is gone once written
+    assert report.later_frame_seconds is not None and report.first_frame_seconds is not None
+
+
+def test_folder_of_frames_in_and_out(tmp_path, sintel, style, engine):
+    out = tmp_path / "frames"
+    opts = Options(preset="fast", size=75, iterations=(4,), device="cpu")
+    report = stylize_video(sintel, [style], out, opts, VideoSettings(later_iterations=2),
+                           engine=engine, start=2 / 24, duration=2 / 24)  # fmt: skip
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == ["frame_000001.png", "frame_000002.png"]
+    with Image.open(files[0]) as im:
+        assert im.size == report.size == (74, 32)  # 1024x436 at 75 px is 75x32: made even
+    assert report.notes == ["frame size rounded to even sides: 74x32"]
+
+
+def test_temporal_loss_lowers_the_warping_error(sintel, style, engine):
+    info = probe(sintel, duration=3 / 24)
+    opts = Options(preset="fast", size=48, iterations=(8,), device="cpu")
+    stylizer = VideoStylizer(engine, style, opts, VideoSettings(later_iterations=4))
+    contents = [stylizer.prepare(f) for f in read_frames(info)]
+    video = [np.asarray(r.image) for r in stylizer.stream(contents)]
+    independent = [np.asarray(engine.run(c, style, opts).image) for c in contents]
+
+    def error(frames: list[np.ndarray]) -> float:
+        return sequence_warping_error([np.asarray(c) for c in contents], frames)[0]
+
+    assert error(video) < 0.7 * error(independent)
+
+
+def test_interrupted_run_resumes_where_it_stopped(tmp_path, sintel, style, engine):
+    out = tmp_path / "out.mkv"
+
+    seen = []
+
+    def stop_at_third(p):
+        seen.append(p)
+        if p.frame == 3:
+            raise KeyboardInterrupt
+
+    opts = Options(preset="fast", size=48, iterations=(4,), device="cpu")
+    settings = VideoSettings(later_iterations=2)
+    with pytest.raises(Interrupted):
+        stylize_video(sintel, [style], out, opts, settings, engine=engine, duration=4 / 24,
+                      callback=stop_at_third)  # fmt: skip
+    work = tmp_path / "out.mkv.parts"
+    assert sorted(f.name for f in work.glob("frame_*.png")) == [
+        "frame_000001.png",
+        "frame_000002.png",
+    ]
+    assert not out.exists()
+    # Progress: frames done, this frame's steps, seconds per frame, and an ETA once known.
+    assert {(p.frame, p.frames_done, p.frames) for p in seen} == {(1, 0, 4), (2, 1, 4), (3, 2, 4)}
+    assert seen[-1].seconds_per_frame is not None and seen[-1].eta is not None
+    assert seen[-1].step.steps == 2  # a later frame: --later-iterations, one scale
+    first = (work / "frame_000001.png").stat().st_mtime_ns
+    done: list[int] = []
+    report = stylize_video(sintel, [style], out, opts, settings, engine=engine, duration=4 / 24,
+                           keep_work=True, on_frame=lambda r: done.append(r.index))  # fmt: skip
+    assert report.resumed_from == 2
+    assert done == [3, 4]  # frames 1 and 2 were not computed again
+    assert (work / "frame_000001.png").stat().st_mtime_ns == first
+    assert _streams(out)["frames"] == 4
+
+
+def test_other_options_refuse_the_work_folder(tmp_path, sintel, style, engine):
+    out = tmp_path / "out.mp4"
+    work = tmp_path / "work"
+    with pytest.raises(Interrupted):
+        stylize_video(sintel, [style], out, FAST, SETTINGS, engine=engine, duration=2 / 24,
+                      work_dir=work, callback=_interrupt)  # fmt: skip
+    other = VideoSettings(temporal_weight=1.0, later_iterations=5)
+    with pytest.raises(OutputError, match="different input or options"):
+        stylize_video(sintel, [style], out, FAST, other, engine=_no_engine, duration=2 / 24,
+                      work_dir=work)  # fmt: skip
+
+
+def _interrupt(p):
+    raise KeyboardInterrupt
+
+
+def test_luminance_mode_runs_through(tmp_path, sintel, style, engine):
+    opts = Options(preset="fast", size=48, iterations=(3,), preserve_color="luminance")
+    stylizer = VideoStylizer(engine, style, opts, VideoSettings(later_iterations=2))
+    frames = list(read_frames(probe(sintel, duration=2 / 24)))
+    results = list(stylizer.stream(frames))
+    assert results[1].losses["temporal"] >= 0
+    assert results[1].image.size == results[0].image.size
+
+
+# -- bad input, reported before any work -----------------------------------------------------
+
+
+def _no_engine():
+    raise AssertionError("the network was loaded before the error")
+
+
+def _vfr_video(path: Path) -> None:
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i, pts in enumerate([0, 1, 2, 6, 7, 12]):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 40, np.uint8), "rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 24)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+
+
+def _empty_video(path: Path) -> None:
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        out.start_encoding()  # a header, and not one frame
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_text("not a video"), "not a video that can be read"),
+        (lambda p: p.mkdir(), "no numbered frames"),
+        (_empty_video, "no frames|no video track"),  # MP4 drops a track without frames
+        (lambda p: p.write_bytes(b""), "is empty"),
+        (_vfr_video, "variable frame rate"),
+        (None, "not found"),
+    ],
+)
+def test_bad_input_gets_a_clear_error_and_no_output(tmp_path, style, make, message):
+    source = tmp_path / "in.mp4"
+    if make is not None:
+        make(source)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(InputError, match=message):
+        stylize_video(source, [style], out, FAST, engine=_no_engine)
+    assert not out.exists()
+    assert not (tmp_path / "out.mp4.parts").exists()
+
+
+def test_variable_rate_is_accepted_with_fps(tmp_path):
+    source = tmp_path / "vfr.mp4"
+    _vfr_video(source)
+    info = probe(source, fps=24)
+    assert info.frames == 6 and info.audio is None
+
+
+def test_start_past_the_end_is_an_error(clip):
+    with pytest.raises(InputError, match="past the end"):
+        probe(clip, start=60)
+
+
+def test_cli_existing_output_and_unknown_extension(tmp_path, clip, style, capsys):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"keep me")
+    assert cli.main(["video", str(clip), str(style), "-o", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert out.read_bytes() == b"keep me"
+    assert cli.main(["video", str(clip), str(style), "-o", str(tmp_path / "x.avi")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown video extension" in err
+
+
+def test_cli_names_the_extra_when_video_packages_are_missing(tmp_path, clip, style, monkeypatch,
+                                                             capsys):  # fmt: skip
+    # As if PyAV were not installed: the video modules must be imported afresh and fail.
+    monkeypatch.setitem(sys.modules, "av", None)
+    for name in ("video", "videoio"):
+        monkeypatch.delitem(sys.modules, f"styleshift.{name}")
+        monkeypatch.delattr(styleshift, name)
+    assert cli.main(["video", str(clip), str(style), "-o", str(tmp_path / "o.mp4")]) == 2
+    err = capsys.readouterr().err
+    assert "(av is missing)" in err and "pip install 'styleshift[video]'" in err
+
+
+def test_cli_json_report(tmp_path, sintel, style, weights_file, capsys):
+    out = tmp_path / "o.gif"
+    code = cli.main(["video", str(sintel), str(style), "-o", str(out), "--preset", "fast",
+                     "--size", "48", "--iterations", "4", "--later-iterations", "2",
+                     "--duration", str(2 / 24), "--device", "cpu", "--json", "-q"])  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["frames"] == 2 and report["output"] == str(out)
+    assert _streams(out)["frames"] == 2
