@@ -235,22 +235,17 @@ def grams(
 TileLoss = Callable[[dict[str, Tensor], Tile], Tensor]
 
 
-def backward(
-    model: nn.Module, image: Tensor, tiles: Iterable[Tile], loss: TileLoss
-) -> tuple[Tensor, float]:
-    """Backpropagate `loss` tile by tile; returns the gradient for the whole image and the
-    sum of the tiles' losses. `loss` gets a tile's features (whole crop) and the tile."""
+def backward(model: nn.Module, image: Tensor, tiles: Iterable[Tile], loss: TileLoss) -> Tensor:
+    """Backpropagate `loss` tile by tile and return the gradient for the whole image.
+    `loss` gets a tile's features (of its whole crop) and the tile."""
     grad = torch.zeros_like(image)
-    total = 0.0
     for tile in tiles:
         crop = tile.crop_of(image).detach().requires_grad_(True)
-        value = loss(model(crop), tile)
-        value.backward()  # type: ignore[no-untyped-call]
+        loss(model(crop), tile).backward()  # type: ignore[no-untyped-call]
         top, bottom, left, right = tile.crop
         assert crop.grad is not None
         grad[..., top:bottom, left:right] += crop.grad
-        total += float(value.detach())
-    return grad, total
+    return grad
 
 
 # -- seams -------------------------------------------------------------------------------

@@ -611,12 +611,12 @@ class _Run:
             content += float(c.detach()) * content_weight
             return (share + content_weight * c) * gradient_scale
 
-        grad, _ = tiles.backward(self.model, image, layout, tile_loss)
-        whole = image.clone().requires_grad_(True)
-        pixel_terms = self._pixel_terms(whole)
-        (sum(pixel_terms.values(), torch.zeros((), device=x.device)) * gradient_scale).backward()  # type: ignore[no-untyped-call]
-        assert whole.grad is not None
-        x.grad = grad + whole.grad
+        grad = tiles.backward(self.model, image, layout, tile_loss)
+        pixel_terms = self._pixel_terms(x)
+        pixels = sum(pixel_terms.values(), torch.zeros((), device=x.device))
+        (pixels * gradient_scale).backward()  # type: ignore[no-untyped-call]
+        assert x.grad is not None
+        x.grad.add_(grad)
         terms = {"content": content, "style": float(style.detach())}
         terms.update((k, float(v.detach())) for k, v in pixel_terms.items())
         return sum(terms.values()), terms
