@@ -73,6 +73,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "size": size,
         "mode": mode,
+        "max_memory": spec["max_memory"],
         "output": list(result.image.size),
         "seconds": seconds,
         "cpu_util": cpu_util,
@@ -117,8 +118,9 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
         if r["seam_ratio"] is not None:
             seam = f"{r['seam_ratio']:.3f} ({r.get('photo_seam_ratio') or 0:.3f})"
         util = f"{r['cpu_util']:.2f}" if r.get("cpu_util") is not None else "-"
+        run = r["mode"] + (f", --max-memory {r['max_memory']:g}" if r.get("max_memory") else "")
         lines.append(
-            f"| {r['output'][0]}x{r['output'][1]} | {r['mode']} | {r['seconds']:.0f} s "
+            f"| {r['output'][0]}x{r['output'][1]} | {run} | {r['seconds']:.0f} s "
             f"| {util} | {r['peak_mb'] / 1024:.2f} GiB | {tile} "
             f"| {r['top_seconds_per_evaluation']:.1f} s | {seam} |"
         )
