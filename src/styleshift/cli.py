@@ -25,6 +25,7 @@ from .transfer import (
     Progress,
     Result,
     StyleTransfer,
+    clock,
     resolve_device,
     resolve_options,
 )
@@ -179,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--device", type=_choice(["auto", "cpu", "cuda", "mps"]),
                        default="auto", metavar="{auto,cpu,cuda,mps}",
                        help="where to compute (default: auto)")  # fmt: skip
+    serve.set_defaults(quiet=False)  # its notes (device, weights) always show
     _add_video_parser(commands)
 
     wcmd = commands.add_parser("weights", help="fetch, import or describe the VGG-19 weights")
@@ -330,7 +332,7 @@ class _Reporter:
                 "[{elapsed}{postfix}]",
             )
         self.bar.set_description_str(f"scale {p.scale}/{p.scales} {p.size[0]}x{p.size[1]}")
-        eta = "?" if p.eta is None else _clock(p.eta)
+        eta = "?" if p.eta is None else clock(p.eta)
         self.bar.set_postfix_str(f"loss {p.loss:.4g}, ETA {eta}", refresh=False)
         self.bar.update(p.done_steps - self.bar.n)
 
@@ -351,7 +353,7 @@ class _Reporter:
             )
         self.bar.set_description_str(f"frame {p.frame}/{p.frames}")
         rate = "?" if p.seconds_per_frame is None else f"{p.seconds_per_frame:.1f}"
-        eta = "?" if p.eta is None else _clock(p.eta)
+        eta = "?" if p.eta is None else clock(p.eta)
         self.bar.set_postfix_str(
             f"step {p.step.done_steps}/{p.step.total_steps}, {rate} s/frame, ETA {eta}",
             refresh=False,
@@ -362,11 +364,6 @@ class _Reporter:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes}:{secs:02d}"
 
 
 def _note(args: argparse.Namespace, message: str) -> None:
@@ -560,10 +557,10 @@ def _run_serve(args: argparse.Namespace) -> int:
         gallery=args.gallery,
     )
     config.check()
-    device = resolve_device(args.device)
-    path = weights.ensure_weights()
-    server = web.serve(StyleTransfer(str(device), path), config, host=args.host, port=args.port)
-    print(f"styleshift: serving on {server.url} ({device}); Ctrl-C stops", flush=True)
+    device = resolve_device(args.device)  # before the weights: a wrong device fails at once
+    engine = _load_engine(args, str(device), _Reporter(enabled=sys.stderr.isatty()))
+    server = web.serve(engine, config, host=args.host, port=args.port)
+    print(f"styleshift: serving on {server.url} (Ctrl-C stops)", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

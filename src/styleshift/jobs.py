@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from .errors import StyleshiftError, one_line
-from .transfer import Options, Progress, Result, StyleTransfer
+from .transfer import Options, Progress, Result, StyleTransfer, clock
 
 
 class Cancelled(Exception):
@@ -31,11 +31,6 @@ class Update:
     status: str
     preview: Image.Image | None = None
     done: bool = False
-
-
-def clock(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes}:{secs:02d}"
 
 
 def describe(p: Progress) -> str:

@@ -41,13 +41,16 @@ class ContentLoss(nn.Module):
     """Keeps one layer's activations close to the content image's."""
 
     target: Tensor
+    norm: Tensor
 
     def __init__(self, target: Tensor) -> None:
         super().__init__()
         self.register_buffer("target", target.detach())
+        # Once, not per evaluation: the target is large at print sizes.
+        self.register_buffer("norm", self.target.pow(2).sum().clamp_min(_TINY))
 
     def forward(self, features: Tensor) -> Tensor:
-        return relative_mse(features, self.target)
+        return (features - self.target).pow(2).sum() / self.norm
 
 
 class StyleLoss(nn.Module):

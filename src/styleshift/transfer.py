@@ -170,6 +170,13 @@ class Progress:
 
 ProgressFn = Callable[[Progress], None]
 
+
+def clock(seconds: float) -> str:
+    """Seconds as m:ss, the way progress displays show an ETA."""
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}:{secs:02d}"
+
+
 # An extra term of the objective (a temporal loss, say): it gets the image being optimised,
 # (1, 3, H, W) on the engine's device at the current scale, and returns a weighted scalar.
 ExtraTerm = Callable[[Tensor], Tensor]
@@ -342,6 +349,13 @@ def _normalised(weights: Sequence[float] | None, count: int) -> list[float]:
     return [w / total for w in weights]
 
 
+def as_list(styles: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+    """One style image or several, as a list."""
+    if isinstance(styles, (str, os.PathLike, Image.Image, Tensor)):
+        return [styles]
+    return list(styles)
+
+
 class StyleTransfer:
     """Loads VGG-19 once; `run` and `stylize` then repaint as many images as wanted."""
 
@@ -375,11 +389,7 @@ class StyleTransfer:
         `init` (an image or a 0..1 tensor) replaces `options.init` as the start image;
         `terms` adds named terms to the objective, reported in `losses` under their names.
         """
-        style_list: list[ImageLike] = (
-            [styles]
-            if isinstance(styles, (str, os.PathLike, Image.Image, Tensor))
-            else list(styles)
-        )
+        style_list = as_list(styles)
         opts = resolve_options(options or Options(), self.device, len(style_list))
         return _Run(self, content, style_list, opts, callback, init, terms or {}).execute()
 
@@ -587,7 +597,6 @@ class _Run:
         )
         style.backward()  # type: ignore[no-untyped-call]
         gram_grads = {n: g.grad for n, g in global_grams.items()}
-        norms = [loss.target.pow(2).sum().clamp_min(1e-30) for loss in content_losses]
         content_weight = opts.content_weight / len(content_losses)
         content = 0.0
 
@@ -605,9 +614,10 @@ class _Run:
                 torch.zeros((), device=x.device),
             )
             c = torch.zeros((), device=x.device)
-            for loss, n, norm in zip(content_losses, opts.content_layers, norms, strict=True):
+            for loss, n in zip(content_losses, opts.content_layers, strict=True):
                 rows, cols = t.region(n)
-                c = c + (t.interior(feats[n], n) - loss.target[..., rows, cols]).pow(2).sum() / norm
+                part = t.interior(feats[n], n) - loss.target[..., rows, cols]
+                c = c + part.pow(2).sum() / loss.norm
             content += float(c.detach()) * content_weight
             return (share + content_weight * c) * gradient_scale
 

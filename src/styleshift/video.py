@@ -37,6 +37,7 @@ from .transfer import (
     Progress,
     Result,
     StyleTransfer,
+    as_list,
     resolve_device,
     resolve_options,
 )
@@ -97,13 +98,8 @@ class VideoStylizer:
         options: Options | None = None,
         settings: VideoSettings | None = None,
     ) -> None:
-        style_list: list[ImageLike] = (
-            [styles]
-            if isinstance(styles, (str, os.PathLike, Image.Image, torch.Tensor))
-            else list(styles)
-        )
         self.engine = engine
-        self.styles = [as_image(s, what="style image") for s in style_list]
+        self.styles = [as_image(s, what="style image") for s in as_list(styles)]
         self.options = resolve_options(options or Options(), engine.device, len(self.styles))
         self.settings = settings or VideoSettings()
         check_settings(self.settings)
@@ -182,8 +178,7 @@ class VideoStylizer:
         assert self._previous is not None
         device = self.engine.device
         warped = link.warp_previous(self._previous[1].astype(np.float32) / 255.0)
-        # Contiguous: L-BFGS flattens the gradient with view(), which a permuted tensor breaks.
-        start = torch.from_numpy(warped).permute(2, 0, 1)[None].clamp(0, 1).contiguous().to(device)
+        start = torch.from_numpy(warped).permute(2, 0, 1)[None].clamp(0, 1).to(device)
         target = start
         if self.options.preserve_color == "luminance":
             # The engine optimises luminance alone in this mode; compare like with like.

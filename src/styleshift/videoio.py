@@ -69,9 +69,17 @@ class VideoInfo:
     first: int  # index of the first frame used
     frames: int  # number of frames used
     audio: str | None  # audio codec name, None without an audio track
-    start: float  # seconds
-    duration: float  # seconds, of the section used
     files: tuple[Path, ...] = ()  # the frame files, for a folder of frames
+
+    @property
+    def start(self) -> float:
+        """Seconds from the input's start to the section's first frame."""
+        return float(self.first / self.fps)
+
+    @property
+    def duration(self) -> float:
+        """Seconds of the section used."""
+        return float(self.frames / self.fps)
 
 
 def even_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -142,8 +150,6 @@ def _probe_frames(
         first=first,
         frames=count,
         audio=None,
-        start=float(first / rate),
-        duration=float(count / rate),
         files=tuple(numbered),
     )
 
@@ -202,8 +208,6 @@ def _probe_video(
         first=first,
         frames=count,
         audio=audio,
-        start=float(first / rate),
-        duration=float(count / rate),
     )
 
 
