@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +47,11 @@ SIZE_LIMIT_MB = 6000.0  # the issue's target at 2048 px
 def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     images = Path(spec["images"])
     size, mode = spec["size"], spec["mode"]
-    options = Options(preset="fast", size=size, max_memory=spec["max_memory"])
+    options = Options(
+        preset="fast", size=size, max_memory=spec["max_memory"], precision=spec["precision"]
+    )
     if mode == "top2":
-        options = Options(
-            preset="fast",
-            size=size,
-            multiscale=False,
-            iterations=(2,),
-            max_memory=spec["max_memory"],
-        )
+        options = replace(options, multiscale=False, iterations=(2,))
     engine = StyleTransfer(device=spec["device"])
     start, cpu_start = time.perf_counter(), time.process_time()
     result = engine.run(images / "content" / CONTENT, images / "style" / STYLE, options)
@@ -74,6 +71,7 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         "size": size,
         "mode": mode,
         "max_memory": spec["max_memory"],
+        "precision": result.options.precision,
         "output": list(result.image.size),
         "seconds": seconds,
         "cpu_util": cpu_util,
@@ -119,6 +117,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
             seam = f"{r['seam_ratio']:.3f} ({r.get('photo_seam_ratio') or 0:.3f})"
         util = f"{r['cpu_util']:.2f}" if r.get("cpu_util") is not None else "-"
         run = r["mode"] + (f", --max-memory {r['max_memory']:g}" if r.get("max_memory") else "")
+        run += f", {r.get('precision', 'float32')}"
         lines.append(
             f"| {r['output'][0]}x{r['output'][1]} | {run} | {r['seconds']:.0f} s "
             f"| {util} | {r['peak_mb'] / 1024:.2f} GiB | {tile} "
@@ -132,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runs", default=",".join(DEFAULT_RUNS), help="SIZE:fast or SIZE:top2, ...")
     p.add_argument("--max-memory", type=float, default=None, help="GiB (default: the engine's)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", default="auto", help="auto, float32 or bfloat16")
     p.add_argument("--images", type=Path, default=None)
     p.add_argument("--save-images", type=Path, default=None, help="folder for the outputs")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "large_results.json")
@@ -158,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "mode": mode,
             "max_memory": args.max_memory,
             "device": args.device,
+            "precision": args.precision,
             "save": str(args.save_images / f"large_{size}_{mode}.png")
             if args.save_images
             else None,

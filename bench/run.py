@@ -60,6 +60,7 @@ TTB_TARGET = 1 / 5  # balanced reaches the baseline's final loss in <= 1/5 of it
 TTB_STRETCH = 1 / 10
 FAST_LIMIT_S = 60.0
 MEMORY_LIMIT_MB = 3000.0  # 3 GB, decimal megabytes as reported below
+PRECISIONS = ("", "float32", "bfloat16")  # after PRESET@; empty: the engine's choice
 
 
 # -- settings -------------------------------------------------------------------------------
@@ -97,16 +98,25 @@ def find_image(images: Path, name: str, kind: str) -> Path:
 def options_for(spec: RunSpec) -> Options:
     if spec.name == BASELINE:
         # The textbook method: one scale, content start, L-BFGS, a fixed number of
-        # evaluations (the engine's iterations are exact counts of network passes).
+        # evaluations (the engine's iterations are exact counts of network passes), in
+        # float32 and with nothing but the referee's terms.
         return Options(
             size=spec.size,
             multiscale=False,
             iterations=(spec.baseline_evals,),
             optimizer="lbfgs",
             init="content",
+            range_weight=0.0,
+            precision="float32",
             device=spec.device,  # type: ignore[arg-type]
         )
-    return Options(preset=spec.name, size=spec.size, device=spec.device)  # type: ignore[arg-type]
+    preset, _, precision = spec.name.partition("@")
+    return Options(
+        preset=preset,  # type: ignore[arg-type]
+        size=spec.size,
+        device=spec.device,  # type: ignore[arg-type]
+        precision=precision or "auto",  # type: ignore[arg-type]
+    )
 
 
 # -- the referee ----------------------------------------------------------------------------
@@ -465,7 +475,11 @@ def machine_info(device: str) -> dict[str, Any]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--pairs", type=int, default=len(PAIRS), help="how many of the pairs to run")
-    p.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets")
+    p.add_argument(
+        "--presets",
+        default=",".join(PRESETS),
+        help="comma-separated presets; PRESET@float32 or @bfloat16 fixes the precision",
+    )
     p.add_argument("--baseline-evals", type=int, default=300, help="baseline L-BFGS evaluations")
     p.add_argument("--size", type=int, default=512, help="long side of every run and the referee")
     p.add_argument("--snapshots", type=int, default=40, help="snapshots per run to score")
@@ -481,9 +495,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.quick:
         args.pairs, args.size, args.baseline_evals, args.presets = 1, 128, 20, "fast"
     args.presets = [s.strip() for s in args.presets.split(",") if s.strip()]
-    unknown = [s for s in args.presets if s not in PRESETS]
+    unknown = [
+        s
+        for s in args.presets
+        if s.partition("@")[0] not in PRESETS or s.partition("@")[2] not in PRECISIONS
+    ]
     if unknown:
-        p.error(f"unknown preset(s) {', '.join(unknown)}; use {', '.join(PRESETS)}")
+        p.error(
+            f"unknown preset(s) {', '.join(unknown)}; use {', '.join(PRESETS)}, "
+            "optionally with @float32 or @bfloat16"
+        )
     if not 1 <= args.pairs <= len(PAIRS):
         p.error(f"--pairs must be between 1 and {len(PAIRS)}")
     if args.out is None:

@@ -115,7 +115,7 @@ def test_json_report_is_one_object_with_the_facts(png_run):
     assert report["device"] == "cpu"
     assert report["interrupted"] is False
     assert report["seconds"] > 0
-    assert set(report["losses"]) == {"content", "style", "tv"}
+    assert set(report["losses"]) == {"content", "style", "tv", "range"}
     assert report["loss"] == pytest.approx(sum(report["losses"].values()), rel=1e-4)
     assert report["scales"] == [
         {

@@ -1,8 +1,9 @@
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from styleshift.losses import ContentLoss, StyleLoss, TVLoss, gram_matrix, mix_grams
+from styleshift.losses import ContentLoss, RangeLoss, StyleLoss, TVLoss, gram_matrix, mix_grams
 
 
 def test_gram_matches_definition():
@@ -46,3 +47,14 @@ def test_tv_is_zero_for_flat_and_grows_with_noise():
     assert TVLoss()(flat + 0.1 * torch.randn_like(flat)) > TVLoss()(
         flat + 0.01 * torch.randn_like(flat)
     )
+
+
+def test_range_loss_is_zero_inside_0_1_and_grows_with_the_excess():
+    inside = torch.rand(1, 3, 8, 8)
+    assert float(RangeLoss()(inside)) == 0.0
+    little, more = inside.clone(), inside.clone()
+    little[..., 0, 0], more[..., 0, 0] = 1.1, 1.5
+    assert 0 < float(RangeLoss()(little)) < float(RangeLoss()(more))
+    below = inside.clone()
+    below[..., 0, 0] = -0.1
+    assert float(RangeLoss()(below)) == pytest.approx(float(RangeLoss()(little)))

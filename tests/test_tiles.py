@@ -111,7 +111,9 @@ def test_tiled_objective_and_gradient_match_the_whole_image(
     engine: StyleTransfer, images: Path
 ) -> None:
     content_path, style_path = _pair(images)
-    opts = resolve_options(Options(size=256, multiscale=False, iterations=(1,)), CPU, 1)
+    opts = resolve_options(
+        Options(size=256, multiscale=False, iterations=(1,), precision="float32"), CPU, 1
+    )
     run = _Run(engine, content_path, [style_path], opts, None, None, {})
     content = run._content_at(256)
     torch.manual_seed(0)

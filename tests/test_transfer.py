@@ -7,6 +7,7 @@ measurably achieves; the measured values are noted next to them.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, fields
@@ -38,6 +39,7 @@ from styleshift.transfer import (
     _PRESETS,
     PRESETS,
     SCALE_RATIO,
+    _Run,
     iterations_for,
     resolve_options,
     scale_sizes,
@@ -112,7 +114,10 @@ def _stop_at(done_steps: int):
 # -- the schedule -----------------------------------------------------------------------
 
 
-def test_scale_sizes_of_the_balanced_preset():
+def test_scale_sizes_of_the_presets():
+    assert scale_sizes(384, 128) == [136, 192, 272, 384]  # fast
+    assert scale_sizes(512, 256) == [256, 362, 512]  # balanced
+    assert scale_sizes(768, 256) == [272, 384, 543, 768]  # high
     assert scale_sizes(512, 128) == [128, 181, 256, 362, 512]
 
 
@@ -186,6 +191,15 @@ def test_preset_fills_in_size_iterations_start_and_learning_rate(preset):
     assert resolve_options(Options(preset=preset, optimizer="adam"), CPU).learning_rate == 0.02
 
 
+@pytest.mark.parametrize("amx", [True, False])
+def test_auto_precision_is_bfloat16_only_where_it_is_faster(monkeypatch, amx):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    assert resolve_options(Options(), CPU).precision == ("bfloat16" if amx else "float32")
+    assert resolve_options(Options(precision="float32"), CPU).precision == "float32"
+    assert resolve_options(Options(precision="bfloat16"), CPU).precision == "bfloat16"
+    assert resolve_options(Options(), torch.device("cuda")).precision == "float32"
+
+
 def test_gpu_presets_are_at_least_as_large_as_cpu_ones():
     for preset in PRESETS:
         gpu = resolve_options(Options(preset=preset), torch.device("cuda"))
@@ -200,7 +214,7 @@ def test_explicit_values_override_the_preset():
     assert resolved.learning_rate == 0.5
     # Everything else is left as given.
     for f in fields(Options):
-        if f.name not in {"size", "iterations", "start_size", "learning_rate"}:
+        if f.name not in {"size", "iterations", "start_size", "learning_rate", "precision"}:
             assert getattr(resolved, f.name) == getattr(options, f.name)
 
 
@@ -226,6 +240,8 @@ BAD_OPTIONS = [
     ({"optimizer": "sgd"}, "unknown optimizer 'sgd'"),
     ({"pooling": "min"}, "unknown pooling 'min'"),
     ({"preserve_color": "yes"}, "unknown colour mode 'yes'"),
+    ({"precision": "half"}, "unknown precision 'half'; use auto, float32 or bfloat16"),
+    ({"range_weight": -1.0}, "range weight must be zero or more"),
 ]
 
 
@@ -441,7 +457,7 @@ def test_progress_is_called_once_per_step_with_consistent_counters(ladder_run):
         assert p.steps == steps[p.scale - 1]
         assert p.size == scaled_size((1024, 768), sizes[p.scale - 1])
         assert math.isfinite(p.loss) and p.loss > 0
-        assert set(p.losses) == {"content", "style", "tv"}
+        assert set(p.losses) == {"content", "style", "tv", "range"}
         assert p.loss == pytest.approx(sum(p.losses.values()), rel=1e-4)
     elapsed = [p.elapsed for p in progress]
     assert elapsed == sorted(elapsed) and elapsed[0] >= 0
@@ -735,8 +751,52 @@ def test_extra_term_is_optimised_and_reported(engine: StyleTransfer, images: Pat
     opts = Options(size=64, multiscale=False, iterations=(8,))
     plain = engine.run(_content(images), _starry(images), opts)
     tied = engine.run(_content(images), _starry(images), opts, terms={"dark": dark})
-    assert set(tied.losses) == {"content", "style", "tv", "dark"}
+    assert set(tied.losses) == {"content", "style", "tv", "range", "dark"}
     assert math.isclose(tied.loss, sum(tied.losses.values()), rel_tol=1e-5)
     # The term pulls the picture towards black (measured: mean 0.44 vs 0.23).
     mean = lambda r: np.asarray(r.image, dtype=np.float32).mean() / 255  # noqa: E731
     assert mean(tied) < mean(plain) - 0.1
+
+
+@pytest.fixture(scope="module")
+def precision_runs(engine: StyleTransfer, images: Path) -> dict[str, Result]:
+    return {
+        precision: engine.run(
+            _content(images),
+            _starry(images),
+            Options(size=96, multiscale=False, iterations=(20,), precision=precision),  # type: ignore[arg-type]
+        )
+        for precision in ("float32", "bfloat16")
+    }
+
+
+def test_bfloat16_run_reaches_the_float32_loss(precision_runs):
+    full, half = precision_runs["float32"], precision_runs["bfloat16"]
+    assert (full.options.precision, half.options.precision) == ("float32", "bfloat16")
+    # The two follow the same path at first and drift apart later; both must get as low.
+    assert half.loss == pytest.approx(full.loss, rel=0.05)  # measured: 0.4% apart
+    assert _mean_abs(half.image, full.image) < 6  # of 255; measured 2.2
+
+
+def test_range_term_keeps_pixels_that_saving_would_clip(
+    engine: StyleTransfer, images: Path
+) -> None:
+    """Scored as saved (clipped to 0..1, 8 bits), the picture keeps the loss reached."""
+    opts = Options(size=96, multiscale=False, iterations=(30,), precision="float32")
+    content, style = load_image(_content(images)), load_image(_starry(images))
+    plain_opts = dataclasses.replace(opts, range_weight=0.0)
+    referee = _Run(engine, content, [style], resolve_options(plain_opts, CPU, 1), None, None, {})
+    content_losses, style_losses = referee._losses(referee._content_at(96), 96, None)
+
+    def saved_loss(result: Result) -> float:
+        with torch.no_grad():
+            return float(
+                referee._objective(to_tensor(result.image), content_losses, style_losses)[0]
+            )
+
+    plain = engine.run(content, style, plain_opts)
+    kept = engine.run(content, style, opts)
+    reached = {name: r.loss - r.losses["range"] for name, r in (("plain", plain), ("kept", kept))}
+    # Without the term, clipping adds to the loss; with it, hardly anything.
+    assert saved_loss(plain) > 1.02 * reached["plain"]
+    assert saved_loss(kept) < 1.01 * reached["kept"]

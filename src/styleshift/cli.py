@@ -28,6 +28,7 @@ from .transfer import (
     clock,
     resolve_device,
     resolve_options,
+    resolve_precision,
 )
 
 EXIT_USER_ERROR = 2
@@ -437,7 +438,8 @@ def _load_engine(args: argparse.Namespace, device: str, reporter: _Reporter) -> 
     path = weights.ensure_weights(progress=reporter.download)
     reporter.close()
     engine = StyleTransfer(device=device, weights=path)
-    _note(args, f"using device {engine.device}")
+    precision = resolve_precision(getattr(args, "precision", "auto"), engine.device)
+    _note(args, f"using device {engine.device} ({precision})")
     return engine
 
 

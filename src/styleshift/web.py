@@ -42,9 +42,9 @@ from .transfer import Options, Result, StyleTransfer, resolve_options
 
 MAIN_ROWS = (("preset", "preserve_color"), ("size", "style_weight", "seed"))
 MAIN_OPTIONS = tuple(name for row in MAIN_ROWS for name in row)
-# The device and the memory budget are the server's choice; blend weights sit next to
-# each style image.
-SERVER_OPTIONS = ("device", "max_memory", "style_blend")
+# The device, its arithmetic and the memory budget are the server's choice; blend
+# weights sit next to each style image.
+SERVER_OPTIONS = ("device", "precision", "max_memory", "style_blend")
 STYLE_SLOTS = 3
 
 
