@@ -58,4 +58,5 @@ def test_bfloat16_features_come_back_in_float32_close_to_full_precision(state_di
     for name in REFERENCE_LAYERS:
         assert got[name].dtype == torch.float32
         error = float((got[name] - want[name]).norm() / want[name].norm())
-        assert error < 0.03, name  # measured: at most 0.009 (relu5_1)
+        # Measured 0.0028-0.0043: bfloat16 did run (float32 would give 0), and closely.
+        assert 1e-4 < error < 0.03, name

@@ -47,7 +47,8 @@ Precision = Literal["auto", "float32", "bfloat16"]
 PRESETS: tuple[str, ...] = get_args(Preset)
 SCALE_RATIO = math.sqrt(2.0)
 # The default share of free memory a run budgets for: enough for 1024 px without tiles on
-# a 24 GB machine, while 2048 px stays under 6 GB there (docs/performance.md).
+# a 24 GB machine. A 2048 px run still peaks above 6 GB there (6.1-6.5 GiB): the plan does
+# not see what a long multi-scale run accumulates (docs/performance.md).
 MEMORY_FRACTION = 0.25
 
 
