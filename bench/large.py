@@ -9,7 +9,7 @@ when there are no seams.
     .venv/bin/python bench/large.py                 # 1024 and 2048 px (fast preset), and
                                                     # 4096 px single scale, 2 evaluations
     .venv/bin/python bench/large.py --quick         # 384 px in a 0.3 GiB budget: a smoke check
-    .venv/bin/python bench/large.py --sizes 2048 --max-memory 3
+    .venv/bin/python bench/large.py --runs 2048:fast --max-memory 3
 
 Prints a Markdown table and writes JSON (default bench/large_results.json).
 """

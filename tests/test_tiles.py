@@ -10,7 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from styleshift import OptionError, Options, StyleTransfer, tiles
+from styleshift import OptionError, Options, StyleTransfer, memory, tiles
 from styleshift.cli import main
 from styleshift.image import to_tensor
 from styleshift.transfer import _Run, resolve_options
@@ -149,6 +149,27 @@ def test_tiled_run_has_no_seams_and_matches_untiled(engine: StyleTransfer, image
     assert tiled.loss == pytest.approx(whole.loss, rel=0.05)
     difference = np.abs(np.asarray(tiled.image, np.float32) - np.asarray(whole.image, np.float32))
     assert difference.mean() < 4  # of 255 (measured 1.5)
+
+
+def test_memory_is_handed_back_after_every_tile_and_scale(
+    engine: StyleTransfer, images: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content_path, style_path = _pair(images)
+    released: list[torch.device] = []
+    monkeypatch.setattr(memory, "release", released.append)
+    # Untiled: once per scale, not per evaluation (that costs page faults).
+    result = engine.run(content_path, style_path, Options(size=128, start_size=64, iterations=(3,)))
+    assert released == [CPU] * len(result.scales) and len(result.scales) == 3
+    # Tiled: after every tile of both passes, where fragmentation piles up fastest.
+    opts = resolve_options(Options(size=256, multiscale=False, iterations=(1,)), CPU, 1)
+    run = _Run(engine, content_path, [style_path], opts, None, None, {})
+    content = run._content_at(256)
+    content_losses, style_losses = run._losses(content, 256, 64)
+    released.clear()  # the content targets were assembled in tiles too
+    h, w = content.shape[-2:]
+    layout = tiles.shifted_grid(h, w, 64, torch.Generator().manual_seed(opts.seed))
+    run._evaluate(content.clone().requires_grad_(True), content_losses, style_losses, 64, 1.0)
+    assert released == [CPU] * 2 * len(layout)
 
 
 def test_cli_budget_too_small_is_one_line(

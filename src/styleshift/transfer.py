@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from . import color, tiles
+from . import color, memory, tiles
 from .errors import OptionError
 from .image import (
     ImageLike,
@@ -47,8 +47,7 @@ Precision = Literal["auto", "float32", "bfloat16"]
 PRESETS: tuple[str, ...] = get_args(Preset)
 SCALE_RATIO = math.sqrt(2.0)
 # The default share of free memory a run budgets for: enough for 1024 px without tiles on
-# a 24 GB machine. A 2048 px run still peaks above 6 GB there (6.1-6.5 GiB): the plan does
-# not see what a long multi-scale run accumulates (docs/performance.md).
+# a 24 GB machine, where a 2048 px run then peaks at 3.6 GiB (docs/performance.md).
 MEMORY_FRACTION = 0.25
 
 
@@ -706,6 +705,9 @@ class _Run:
                         image, size=content.shape[-2:], mode="bicubic", align_corners=False
                     ).clamp(0, 1)
                 image = self._optimise(index, image, content)
+                # Tiled scales hand memory back tile by tile (see tiles); an untiled one
+                # would pay ~10% in page faults for doing so per evaluation at 512 px.
+                memory.release(self.device)
         except KeyboardInterrupt:
             raise Interrupted(self._result(interrupted=True)) from None
         return self._result(interrupted=False)
