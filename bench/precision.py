@@ -6,8 +6,12 @@ style and content terms' Gram matrices in float32 as the engine computes them.
 
     .venv/bin/python bench/precision.py                  # 512 x 384, 7 repeats
     .venv/bin/python bench/precision.py --size 1024x768 --repeats 3
+    .venv/bin/python bench/precision.py --compile        # also under torch.compile
 
-Prints a Markdown table: the median seconds per evaluation and the ratio to float32.
+Prints a Markdown table: the median seconds per evaluation and the ratio to float32. With
+--compile, each precision is timed again with the network under torch.compile, and the
+seconds its first two evaluations took (compilation included; TorchInductor's on-disk
+cache makes a second run of the script far faster) are shown as well.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--size", default="512x384", help="WIDTHxHEIGHT of the image")
     p.add_argument("--repeats", type=int, default=7, help="timed evaluations per precision")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile's network")
     args = p.parse_args(argv)
     width, height = (int(v) for v in args.size.split("x"))
     options = Options()
@@ -55,13 +60,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"VGG-19 forward + backward at {width} x {height}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, AMX: {has_fast_bfloat16(torch.device('cpu'))}\n"
     )
-    print("| precision | s / evaluation (median) | vs float32 |\n|---|---:|---:|")
+    print(
+        "| precision | s / evaluation (median) | vs float32 | first two evaluations |\n"
+        "|---|---:|---:|---:|"
+    )
     base = None
     for name, dtype in PRECISIONS.items():
         model = VGGFeatures(state, layers, options.pooling, dtype)
         seconds = seconds_per_evaluation(model, height, width, args.repeats)
         base = base or seconds
-        print(f"| {name} | {seconds:.3f} | {seconds / base:.2f} |", flush=True)
+        print(f"| {name} | {seconds:.3f} | {seconds / base:.2f} | - |", flush=True)
+        if args.compile:
+            compiled = torch.compile(model)
+            start = time.perf_counter()
+            seconds_per_evaluation(compiled, height, width, 1)
+            first = time.perf_counter() - start
+            seconds = seconds_per_evaluation(compiled, height, width, args.repeats)
+            print(
+                f"| {name}, compiled | {seconds:.3f} | {seconds / base:.2f} | {first:.1f} s |",
+                flush=True,
+            )
     return 0
 
 
