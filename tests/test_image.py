@@ -17,7 +17,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from PIL import Image, ImageFile
+from PIL import Image, ImageCms, ImageFile
 
 from styleshift import image as im
 from styleshift.errors import InputError, OutputError
@@ -745,3 +745,37 @@ def test_save_checks_path_first(tmp_path: Path) -> None:
     with pytest.raises(OutputError) as e:
         im.save_image(_gradient(), tmp_path / "out.gif")
     _one_line(e, "out.gif", "unknown output extension")
+
+
+# -- colour profiles -------------------------------------------------------------------
+
+
+def _saturation(img: Image.Image) -> float:
+    rgb = np.asarray(img.convert("RGB"), dtype=np.float64)
+    return float((rgb.max(axis=-1) - rgb.min(axis=-1)).mean())
+
+
+def test_an_adobe_rgb_photo_is_converted_to_srgb(images: Path) -> None:
+    path = images / "content/rocket.jpg"  # tagged Adobe RGB (1998)
+    plain = Image.open(path).convert("RGB")
+    # Adobe RGB's primaries are wider: read as sRGB its colours look washed out.
+    assert _saturation(im.load_image(path)) > 1.2 * _saturation(plain)
+
+
+def test_profiles_are_applied_to_in_memory_images_with_alpha(images: Path) -> None:
+    adobe = Image.open(images / "content/rocket.jpg").info["icc_profile"]
+    source = Image.new("RGBA", (2, 2), (100, 150, 100, 128))
+    source.info["icc_profile"] = adobe
+    out = im.as_image(source)
+    assert out.mode == "RGBA" and out.getpixel((0, 0))[3] == 128
+    assert _saturation(out) > _saturation(source)
+
+
+def test_srgb_damaged_and_missing_profiles_leave_the_pixels_alone() -> None:
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    source = Image.new("RGB", (2, 2), (100, 150, 100))
+    for profile in (srgb, b"not a colour profile", None):
+        tagged = source.copy()
+        if profile is not None:
+            tagged.info["icc_profile"] = profile
+        assert im.as_image(tagged).tobytes() == source.tobytes()

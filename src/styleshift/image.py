@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import re
 import tempfile
@@ -24,7 +25,7 @@ from typing import IO, Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 import torch
-from PIL import Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import InputError, OutputError, one_line
 
@@ -200,7 +201,8 @@ def load_image(
     """Load an image file fully into memory as an upright ``"RGB"`` or ``"RGBA"`` image.
 
     ``what`` names the image's role in error messages ("content image"). Multi-frame
-    files (GIF, APNG, WebP, TIFF) give their first frame; EXIF orientation is applied.
+    files (GIF, APNG, WebP, TIFF) give their first frame; EXIF orientation is applied,
+    and an embedded colour profile is converted to sRGB.
     The size is checked against ``max_pixels`` from the header, before decoding.
     """
     name = _fspath(path, what)
@@ -273,8 +275,37 @@ def _drop_opaque_alpha(im: Image.Image) -> Image.Image:
     return im
 
 
+def _to_srgb(im: Image.Image) -> Image.Image | None:
+    """``im`` converted from its embedded colour profile to sRGB, or None where it has no
+    profile, an sRGB one, or one that cannot be applied to it.
+
+    The network and the saved output are sRGB: an Adobe RGB photo read as sRGB comes out
+    washed out, and a CMYK one without its profile in the wrong colours.
+    """
+    icc = im.info.get("icc_profile")
+    if not icc or im.mode not in ("RGB", "RGBA", "CMYK"):
+        return None
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(source).lower():
+            return None  # already what everything downstream assumes
+        out = ImageCms.profileToProfile(
+            im,
+            source,
+            ImageCms.createProfile("sRGB"),
+            outputMode="RGBA" if im.mode == "RGBA" else "RGB",
+        )
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return None  # a damaged profile should not make good pixels unusable
+    return out
+
+
 def _normalise(im: Image.Image, what: str, name: str, *, copy: bool = True) -> Image.Image:
-    """Return ``im`` as ``"RGB"`` or ``"RGBA"``; a new image unless ``copy`` is false."""
+    """Return ``im`` as ``"RGB"`` or ``"RGBA"`` in sRGB; a new image unless ``copy`` is
+    false."""
+    srgb = _to_srgb(im)
+    if srgb is not None:
+        return _drop_opaque_alpha(srgb)
     mode = im.mode
     try:
         if mode.startswith("I;16") or mode in ("I", "F"):
