@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -180,7 +181,7 @@ def test_iterations_for_properties(iterations, scales):
 # -- resolve_options --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("preset", ["fast", "balanced", "high"])
 def test_preset_fills_in_size_iterations_start_and_learning_rate(preset):
     spec = _PRESETS["cpu"][preset]
     resolved = resolve_options(Options(preset=preset), CPU)
@@ -215,7 +216,42 @@ def test_explicit_values_override_the_preset():
     # Everything else is left as given.
     for f in fields(Options):
         if f.name not in {"size", "iterations", "start_size", "learning_rate", "precision"}:
-            assert getattr(resolved, f.name) == getattr(options, f.name)
+            if f.name != "method":
+                assert getattr(resolved, f.name) == getattr(options, f.name)
+    assert resolved.method == "gatys"
+
+
+def test_instant_is_a_feed_forward_preset_and_method_picks_the_transform():
+    resolved = resolve_options(Options(preset="instant"), CPU)
+    assert resolved.feedforward and resolved.method == "adain" and resolved.size == 512
+    assert resolved.iterations is None  # nothing to iterate
+    wct = resolve_options(Options(method="wct"), CPU)  # the default preset's size
+    assert wct.method == "wct" and wct.size == 512
+    assert not resolve_options(Options(preset="fast"), CPU).feedforward
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"preset": "instant", "iterations": (5,)}, "--iterations does not apply to the feed"),
+        ({"method": "efdm", "content_weight": 1.0}, "--content-weight does not apply"),
+        ({"method": "adain", "max_memory": 2.0}, "--max-memory does not apply"),
+        ({"preset": "fast", "strength": 0.5}, "--strength does not apply to the optimisation"),
+        ({"model": "x.safetensors"}, "--model does not apply to the optimisation"),
+        ({"preset": "instant", "method": "gatys"}, "preset instant is a feed-forward pass"),
+        ({"method": "wtc"}, "unknown method 'wtc'; did you mean 'wct'"),
+        ({"preset": "instant", "strength": 1.5}, "strength must be between 0 and 1"),
+        ({"preset": "instant", "size": 8}, "size must be at least 16"),
+    ],
+)
+def test_options_of_another_method_are_refused_by_name(options, message):
+    with pytest.raises(OptionError, match=re.escape(message)):
+        resolve_options(Options(**options), CPU)
+
+
+def test_model_goes_with_an_instant_start_image():
+    opts = resolve_options(Options(init="instant", model="my.safetensors"), CPU)
+    assert opts.method == "gatys" and opts.model == "my.safetensors"
 
 
 BAD_OPTIONS = [

@@ -1,3 +1,5 @@
+"""`python -m styleshift`, which is also what `torchrun -m styleshift train ...` runs."""
+
 import sys
 
 from .cli import main

@@ -8,6 +8,7 @@ import dataclasses
 import difflib
 import json
 import math
+import os
 import sys
 import threading
 import types
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__, weights
+from .device import resolve_device, resolve_precision
 from .errors import OutputError, StyleshiftError
 from .image import as_image, check_output_path, save_image, split_alpha
 from .transfer import (
@@ -26,9 +28,7 @@ from .transfer import (
     Result,
     StyleTransfer,
     clock,
-    resolve_device,
     resolve_options,
-    resolve_precision,
 )
 
 EXIT_USER_ERROR = 2
@@ -101,10 +101,28 @@ def _format_default(value: Any) -> str:
     return str(value)
 
 
-def add_option_arguments(parser: argparse._ActionsContainer) -> None:
-    """One CLI option per field of Options: same name, type, choices, default and help."""
-    hints = typing.get_type_hints(Options)
-    for f in dataclasses.fields(Options):
+_GROUPS = {
+    "common": "options of every method",
+    "gatys": "optimisation (method gatys: presets fast, balanced, high)",
+    "feedforward": "feed-forward (methods adain, wct, efdm: preset instant)",
+}
+
+
+def add_option_arguments(parser: argparse.ArgumentParser) -> None:
+    """One CLI option per field of Options: same name, type, choices, default and help,
+    grouped by the method each belongs to."""
+    groups = {key: parser.add_argument_group(title) for key, title in _GROUPS.items()}
+    _add_fields(groups, Options, lambda f: str(f.metadata["method"]))
+
+
+def _add_fields(
+    groups: dict[str, argparse._ArgumentGroup],
+    cls: Any,
+    group_of: Callable[[dataclasses.Field[Any]], str],
+) -> None:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        parser = groups[group_of(f)]
         flag = "--" + f.name.replace("_", "-")
         kind = _strip_optional(hints[f.name])
         help_text = f.metadata["help"]
@@ -154,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument(
         "--json", action="store_true", help="print one JSON object describing the run at the end"
     )
-    add_option_arguments(stylize.add_argument_group("style transfer options"))
+    add_option_arguments(stylize)
 
     serve = commands.add_parser(
         "serve",
@@ -183,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where to compute (default: auto)")  # fmt: skip
     serve.set_defaults(quiet=False)  # its notes (device, weights) always show
     _add_video_parser(commands)
+    _add_train_parser(commands)
 
     wcmd = commands.add_parser("weights", help="fetch, import or describe the VGG-19 weights")
     wsub = wcmd.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
@@ -287,7 +306,107 @@ def _add_video_parser(commands: Any) -> None:
     video.add_argument(
         "--json", action="store_true", help="print one JSON object describing the run at the end"
     )
-    add_option_arguments(video.add_argument_group("style transfer options"))
+    add_option_arguments(video)
+
+
+def _add_train_parser(commands: Any) -> None:
+    from .feedforward.train import TrainSettings
+
+    train = commands.add_parser(
+        "train",
+        help="train a decoder for the feed-forward methods on folders of photos",
+        description="Train a decoder that turns VGG-19 features back into pictures, on "
+        "photos alone; any painting then works with --preset instant --model MODEL. "
+        "Checkpoints are written every few minutes; the same command resumes after Ctrl-C "
+        "or a kill. Under `torchrun --nproc-per-node N -m styleshift train ...` it trains on "
+        "N processes (DistributedDataParallel).",
+    )
+    train.add_argument("data", metavar="DATA", nargs="+", help="folders of training images")
+    train.add_argument(
+        "-o", "--output", required=True, type=Path,
+        help="the model to write (.safetensors); its checkpoint is OUTPUT.ckpt",
+    )  # fmt: skip
+    train.add_argument(
+        "--validation", nargs="+", default=[], metavar="DIR",
+        help="held-out images whose reconstruction PSNR is logged as training goes",
+    )  # fmt: skip
+    train.add_argument(
+        "--resume", action="store_true",
+        help="require a checkpoint to resume (one that matches is resumed anyway)",
+    )  # fmt: skip
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
+    train.add_argument("--json", action="store_true", help="print a JSON report at the end")
+    group = train.add_argument_group("training options")
+    _add_fields({"": group}, TrainSettings, lambda f: "")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .feedforward.train import TrainingInterrupted, TrainProgress, TrainSettings, train
+
+    settings = TrainSettings(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSettings)}
+    )
+    rank = int(os.environ.get("RANK", "0"))
+    show = not args.quiet and rank == 0
+    bar: Any = None
+    last_line = [0.0]
+
+    def on_step(p: TrainProgress) -> None:
+        nonlocal bar
+        if not show:
+            return
+        psnr = "?" if p.psnr is None else f"{p.psnr:.2f} dB"
+        eta = "?" if p.eta is None else clock(p.eta)
+        text = f"loss {p.loss:.4f}, {p.images_per_second:.1f} img/s, PSNR {psnr}, ETA {eta}"
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            if bar is None:
+                bar = tqdm(total=p.steps, initial=p.step - 1, file=sys.stderr, unit="step")
+            bar.set_postfix_str(text, refresh=False)
+            bar.update(p.step - bar.n)
+        elif p.checkpoint or p.elapsed - last_line[0] > 60:
+            last_line[0] = p.elapsed
+            print(f"styleshift: step {p.step}/{p.steps}, {text}", file=sys.stderr, flush=True)
+
+    try:
+        result = train(
+            args.data,
+            args.output,
+            settings,
+            validation=args.validation,
+            resume=True if args.resume else None,
+            callback=on_step,
+        )
+    except TrainingInterrupted as stop:
+        if bar is not None:
+            bar.close()
+        if show:
+            print(
+                f"styleshift: interrupted at step {stop.result.steps}; saved {args.output} and "
+                "its checkpoint; run the same command to resume",
+                file=sys.stderr,
+            )
+        return EXIT_INTERRUPTED
+    finally:
+        if bar is not None:
+            bar.close()
+    if show:
+        if result.skipped:
+            print(f"styleshift: skipped {len(result.skipped)} files: {result.skipped[0]}, ...",
+                  file=sys.stderr)  # fmt: skip
+        psnr = "" if result.psnr is None else f", validation PSNR {result.psnr:.2f} dB"
+        print(
+            f"styleshift: wrote {result.model} after {result.steps} steps "
+            f"({result.seconds / 60:.1f} min on {result.world_size} process(es)){psnr}",
+            file=sys.stderr,
+        )
+    if args.json and rank == 0:
+        report = dataclasses.asdict(result)
+        report.update(model=str(result.model), checkpoint=str(result.checkpoint))
+        report["history"] = report["history"][-20:]
+        print(json.dumps(report, indent=2))
+    return 0
 
 
 def _video_settings_defaults() -> dict[str, str]:
@@ -334,7 +453,8 @@ class _Reporter:
             )
         self.bar.set_description_str(f"scale {p.scale}/{p.scales} {p.size[0]}x{p.size[1]}")
         eta = "?" if p.eta is None else clock(p.eta)
-        self.bar.set_postfix_str(f"loss {p.loss:.4g}, ETA {eta}", refresh=False)
+        loss = f"loss {p.loss:.4g}, " if math.isfinite(p.loss) else ""
+        self.bar.set_postfix_str(f"{loss}ETA {eta}", refresh=False)
         self.bar.update(p.done_steps - self.bar.n)
 
     def frame(self, p: Any) -> None:
@@ -582,6 +702,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_serve(args)
         if args.command == "video":
             return _run_video(args)
+        if args.command == "train":
+            return _run_train(args)
         return _run_weights(args)
     except StyleshiftError as e:
         print(f"styleshift: error: {e}", file=sys.stderr)

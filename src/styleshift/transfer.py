@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +24,9 @@ from PIL import Image
 from torch import Tensor
 
 from . import color, memory, tiles
+from .device import Device, Precision, resolve_device, resolve_precision
 from .errors import OptionError
+from .feedforward.engine import FeedForward, finish, open_inputs, prepare
 from .image import (
     ImageLike,
     as_image,
@@ -38,13 +40,16 @@ from .losses import ContentLoss, RangeLoss, StyleLoss, TVLoss, gram_matrix, mix_
 from .vgg import Pooling, VGGFeatures, check_layers
 from .weights import ensure_weights, load_state_dict
 
-Preset = Literal["fast", "balanced", "high"]
+Preset = Literal["fast", "balanced", "high", "instant"]
+Method = Literal["auto", "gatys", "adain", "wct", "efdm"]
 OptimizerName = Literal["lbfgs", "adam"]
 ColorMode = Literal["none", "luminance", "histogram"]
-Device = Literal["auto", "cpu", "cuda", "mps"]
-Precision = Literal["auto", "float32", "bfloat16"]
 
 PRESETS: tuple[str, ...] = get_args(Preset)
+METHODS: tuple[str, ...] = get_args(Method)
+FEEDFORWARD: tuple[str, ...] = ("adain", "wct", "efdm")
+# The transform `instant` uses; chosen by bench/instant.py (docs/performance.md).
+DEFAULT_TRANSFORM = "adain"
 SCALE_RATIO = math.sqrt(2.0)
 # The default share of free memory a run budgets for: enough for 1024 px without tiles on
 # a 24 GB machine, where a 2048 px run then peaks at 3.6 GiB (docs/performance.md).
@@ -56,8 +61,9 @@ class PresetSpec:
     """What a preset decides: the output size and how the iterations are spent."""
 
     size: int
-    start_size: int
-    iterations: tuple[int, ...]  # per scale, coarse to fine (see iterations_for)
+    start_size: int = 0
+    iterations: tuple[int, ...] = ()  # per scale, coarse to fine (see iterations_for)
+    method: str = "gatys"
 
 
 # Iterations are L-BFGS function evaluations (one network pass each). The coarse scales
@@ -65,31 +71,50 @@ class PresetSpec:
 # the detail that the eye (and the full-size objective) sees is made. balanced and high
 # start at 256 px: from 128 px the composition drifts further from the photo, and the
 # finest scale spent up to twice the evaluations pulling it back. Measured on 2 CPU
-# cores: see docs/performance.md.
+# cores: see docs/performance.md. instant is one feed-forward pass.
 _PRESETS: dict[str, dict[str, PresetSpec]] = {
     "cpu": {
         "fast": PresetSpec(size=384, start_size=128, iterations=(30, 20, 15, 15, 20)),
         "balanced": PresetSpec(size=512, start_size=256, iterations=(20, 20, 160)),
         "high": PresetSpec(size=768, start_size=256, iterations=(20, 20, 20, 200)),
+        "instant": PresetSpec(size=512, method=DEFAULT_TRANSFORM),
     },
     "gpu": {
         "fast": PresetSpec(size=512, start_size=128, iterations=(40, 30, 30, 30, 50)),
         "balanced": PresetSpec(size=768, start_size=128, iterations=(60, 40, 40, 40, 60, 100)),
         "high": PresetSpec(size=1024, start_size=128, iterations=(100, 80, 60, 60, 80, 100, 200)),
+        "instant": PresetSpec(size=1024, method=DEFAULT_TRANSFORM),
     },
 }
 
+# Which method an option belongs to: the CLI groups its flags so, the web page shows
+# only what applies, and an option given to a method it does not affect is refused.
+COMMON, GATYS, FEEDFORWARD_ONLY = "common", "gatys", "feedforward"
 
-def _opt(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+
+def _opt(default: Any, help: str, method: str = GATYS) -> Any:
+    return field(default=default, metadata={"help": help, "method": method})
 
 
 @dataclass(frozen=True)
 class Options:
     """Every setting of a run. The CLI builds its options from these fields."""
 
-    preset: Preset = _opt("balanced", "quality preset; sets size and iterations for the device")
-    size: int | None = _opt(None, "long side of the output in pixels (default: from the preset)")
+    preset: Preset = _opt(
+        "balanced",
+        "quality preset: fast, balanced and high optimise the image (sizes and iterations "
+        "for the device); instant is one feed-forward pass",
+        COMMON,
+    )
+    method: Method = _opt(
+        "auto",
+        "gatys optimises the image; adain, wct and efdm are feed-forward transforms; "
+        "auto follows the preset",
+        COMMON,
+    )
+    size: int | None = _opt(
+        None, "long side of the output in pixels (default: from the preset)", COMMON
+    )
     iterations: tuple[int, ...] | None = _opt(
         None,
         "network evaluations per scale, coarse to fine, comma-separated; with fewer values "
@@ -107,11 +132,22 @@ class Options:
     range_weight: float = _opt(
         100.0, "weight of the penalty on pixels outside 0..1, which saving would clip"
     )
+    strength: float = _opt(
+        1.0,
+        "style strength of a feed-forward method, 0..1: 1 is all style, 0 the photo",
+        FEEDFORWARD_ONLY,
+    )
+    model: str | None = _opt(
+        None,
+        "decoder file for the feed-forward methods and --init instant, made by "
+        "`styleshift train` (default: the decoder shipped with styleshift)",
+        FEEDFORWARD_ONLY,
+    )
     style_blend: tuple[float, ...] | None = _opt(
-        None, "blend weights of the style images, comma-separated (default: equal)"
+        None, "blend weights of the style images, comma-separated (default: equal)", COMMON
     )
     style_scale: float = _opt(
-        1.0, "size of the style images relative to the output (smaller: finer strokes)"
+        1.0, "size of the style images relative to the output (smaller: finer strokes)", COMMON
     )
     content_layers: tuple[str, ...] = _opt(("relu4_2",), "VGG-19 layers for the content loss")
     style_layers: tuple[str, ...] = _opt(
@@ -124,18 +160,23 @@ class Options:
     pooling: Pooling = _opt("avg", "pooling in the network: avg (Gatys) or max")
     optimizer: OptimizerName = _opt("lbfgs", "optimiser: lbfgs (converges fastest) or adam")
     learning_rate: float | None = _opt(None, "step size (default: 1 for L-BFGS, 0.02 for Adam)")
-    init: str = _opt("content", "start image: content, noise, or a path to an image")
+    init: str = _opt(
+        "content",
+        "start image: content, noise, instant (the feed-forward picture), or a path to an image",
+    )
     seed: int = _opt(0, "random seed; the same seed gives the same result")
     preserve_color: ColorMode = _opt(
         "none",
         "keep the content's colours: luminance (transfer luminance only) or histogram "
         "(match the style's colours to the content first)",
+        COMMON,
     )
-    device: Device = _opt("auto", "where to compute: auto picks CUDA, then MPS, then CPU")
+    device: Device = _opt("auto", "where to compute: auto picks CUDA, then MPS, then CPU", COMMON)
     precision: Precision = _opt(
         "auto",
         "arithmetic of the network: bfloat16 is about twice as fast on CPUs with AMX; "
         "auto picks it there and float32 elsewhere",
+        COMMON,
     )
     max_memory: float | None = _opt(
         None,
@@ -143,6 +184,11 @@ class Options:
         f"(default: {MEMORY_FRACTION:.0%} of the memory available when the run starts, "
         "up to 75% where an output needs more)",
     )
+
+    @property
+    def feedforward(self) -> bool:
+        """Whether this (resolved) run is one feed-forward pass rather than optimisation."""
+        return self.method in FEEDFORWARD
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -231,25 +277,6 @@ class Interrupted(KeyboardInterrupt):
         self.result = result
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    available = {
-        "cpu": True,
-        "cuda": torch.cuda.is_available(),
-        "mps": torch.backends.mps.is_available(),
-    }
-    if name not in available:
-        raise OptionError(f"unknown device '{name}'; use auto, cpu, cuda or mps")
-    if not available[name]:
-        raise OptionError(f"device '{name}' is not available here; use --device auto or cpu")
-    return torch.device(name)
-
-
 def resolve_options(options: Options, device: torch.device, styles: int | None = None) -> Options:
     """Fill in what the preset decides and check every value; raises OptionError.
 
@@ -269,52 +296,90 @@ def resolve_options(options: Options, device: torch.device, styles: int | None =
     if options.preset not in _PRESETS["cpu"]:
         raise OptionError(f"unknown preset '{options.preset}'; use one of {', '.join(PRESETS)}")
     spec = _PRESETS["cpu" if device.type == "cpu" else "gpu"][options.preset]
+    method = _resolve_method(options, spec)
+    common = replace(
+        options,
+        method=cast(Method, method),
+        size=options.size if options.size is not None else spec.size,
+        style_blend=_as_tuple(options.style_blend),
+        precision=resolve_precision(options.precision, device),
+    )
+    if method in FEEDFORWARD:
+        _refuse_foreign(options, GATYS, f"the feed-forward method {method}")
+        _validate_common(common)
+        if not math.isfinite(common.strength) or not 0 <= common.strength <= 1:
+            raise OptionError(f"strength must be between 0 and 1, got {common.strength}")
+        return common
+    _refuse_foreign(options, FEEDFORWARD_ONLY, "the optimisation method (gatys)")
     iterations = options.iterations if options.iterations is not None else spec.iterations
     resolved = replace(
-        options,
-        size=options.size if options.size is not None else spec.size,
+        common,
         start_size=options.start_size if options.start_size is not None else spec.start_size,
         # From Python a plain number (one count for every scale) or a list is natural.
         iterations=(iterations,) if isinstance(iterations, int) else tuple(iterations),
-        style_blend=_as_tuple(options.style_blend),
         style_layer_weights=_as_tuple(options.style_layer_weights),
         content_layers=tuple(options.content_layers),
         style_layers=tuple(options.style_layers),
         learning_rate=options.learning_rate
         if options.learning_rate is not None
         else (1.0 if options.optimizer == "lbfgs" else 0.02),
-        precision=resolve_precision(options.precision, device),
     )
+    _validate_common(resolved)
     _validate(resolved)
     return resolved
 
 
-def has_fast_bfloat16(device: torch.device) -> bool:
-    """Whether the network runs faster in bfloat16 than in float32 here: on CPUs with
-    AMX (Intel Sapphire Rapids and later), measured in docs/performance.md."""
-    if device.type != "cpu":
-        return False  # not yet measured on a GPU
-    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    return bool(check()) if check is not None else False
+def _resolve_method(options: Options, spec: PresetSpec) -> str:
+    if options.method not in METHODS:
+        close = difflib.get_close_matches(str(options.method), METHODS, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(METHODS)}"
+        raise OptionError(f"unknown method '{options.method}'; {hint}")
+    if options.method == "auto":
+        return spec.method
+    if options.method == "gatys" and spec.method != "gatys":
+        raise OptionError(
+            f"preset {options.preset} is a feed-forward pass; for --method gatys choose "
+            "the preset fast, balanced or high"
+        )
+    return options.method
 
 
-def resolve_precision(name: str, device: torch.device) -> Precision:
-    """The precision that `name` (auto, float32 or bfloat16) means on `device`."""
-    if name == "auto":
-        return "bfloat16" if has_fast_bfloat16(device) else "float32"
-    if name not in ("float32", "bfloat16"):
-        raise OptionError(f"unknown precision '{name}'; use auto, float32 or bfloat16")
-    return "bfloat16" if name == "bfloat16" else "float32"
+def _refuse_foreign(options: Options, group: str, method: str) -> None:
+    """Refuse an option set away from its default for a method it does not affect, so
+    that nobody tunes a value that is silently ignored."""
+    defaults = Options()
+    for f in fields(Options):
+        if f.metadata["method"] != group or getattr(options, f.name) == getattr(defaults, f.name):
+            continue
+        if f.name == "model" and options.init == "instant":
+            continue  # the optimisation's start image comes from the decoder
+        flag = "--" + f.name.replace("_", "-")
+        raise OptionError(f"{flag} does not apply to {method}; leave it out")
 
 
 def _as_tuple(values: Sequence[float] | None) -> tuple[float, ...] | None:
     return None if values is None else tuple(values)
 
 
-def _validate(o: Options) -> None:
-    assert o.size is not None and o.start_size is not None and o.iterations is not None
+def _validate_common(o: Options) -> None:
+    assert o.size is not None
     if o.size < 16:
         raise OptionError(f"size must be at least 16 pixels, got {o.size}")
+    if o.style_blend is not None and (any(v < 0 for v in o.style_blend) or sum(o.style_blend) <= 0):
+        raise OptionError(
+            f"style blend must be non-negative with a positive sum, got {o.style_blend}"
+        )
+    if not math.isfinite(o.style_scale) or o.style_scale <= 0:
+        raise OptionError(f"style scale must be more than zero, got {o.style_scale}")
+    if o.preserve_color not in ("none", "luminance", "histogram"):
+        raise OptionError(
+            f"unknown colour mode '{o.preserve_color}'; use none, luminance or histogram"
+        )
+
+
+def _validate(o: Options) -> None:
+    """The optimisation method's own options."""
+    assert o.start_size is not None and o.iterations is not None
     if o.start_size < 16:
         raise OptionError(f"start size must be at least 16 pixels, got {o.start_size}")
     if not o.iterations or any(i < 1 for i in o.iterations):
@@ -323,16 +388,13 @@ def _validate(o: Options) -> None:
         value = getattr(o, name)
         if not math.isfinite(value) or value < 0:
             raise OptionError(f"{name.replace('_', ' ')} must be zero or more, got {value}")
-    for name in ("style_blend", "style_layer_weights"):
-        values = getattr(o, name)
-        if values is not None and (any(v < 0 for v in values) or sum(values) <= 0):
-            raise OptionError(
-                f"{name.replace('_', ' ')} must be non-negative with a positive sum, got {values}"
-            )
+    values = o.style_layer_weights
+    if values is not None and (any(v < 0 for v in values) or sum(values) <= 0):
+        raise OptionError(
+            f"style layer weights must be non-negative with a positive sum, got {values}"
+        )
     if o.max_memory is not None and (not math.isfinite(o.max_memory) or o.max_memory <= 0):
         raise OptionError(f"max memory must be more than zero GiB, got {o.max_memory}")
-    if not math.isfinite(o.style_scale) or o.style_scale <= 0:
-        raise OptionError(f"style scale must be more than zero, got {o.style_scale}")
     assert o.learning_rate is not None
     if not math.isfinite(o.learning_rate) or o.learning_rate <= 0:
         raise OptionError(f"learning rate must be more than zero, got {o.learning_rate}")
@@ -340,10 +402,6 @@ def _validate(o: Options) -> None:
         raise OptionError(f"unknown optimizer '{o.optimizer}'; use lbfgs or adam")
     if o.pooling not in ("avg", "max"):
         raise OptionError(f"unknown pooling '{o.pooling}'; use avg or max")
-    if o.preserve_color not in ("none", "luminance", "histogram"):
-        raise OptionError(
-            f"unknown colour mode '{o.preserve_color}'; use none, luminance or histogram"
-        )
     check_layers(o.content_layers, "content layers")
     check_layers(o.style_layers, "style layers")
     if o.style_layer_weights is not None and len(o.style_layer_weights) != len(o.style_layers):
@@ -395,6 +453,7 @@ class StyleTransfer:
         self.device = resolve_device(device)
         path = weights if weights is not None else ensure_weights()
         self._state = {k: v.to(self.device) for k, v in load_state_dict(path).items()}
+        self.feedforward = FeedForward(self._state, self.device)
 
     def stylize(
         self,
@@ -423,7 +482,59 @@ class StyleTransfer:
         """
         style_list = as_list(styles)
         opts = resolve_options(options or Options(), self.device, len(style_list))
+        if opts.feedforward:
+            if init is not None or terms:
+                raise OptionError(f"the feed-forward method {opts.method} takes no start image")
+            return self._run_feedforward(content, style_list, opts, callback)
         return _Run(self, content, style_list, opts, callback, init, terms or {}).execute()
+
+    def _run_feedforward(
+        self,
+        content: ImageLike,
+        styles: Sequence[ImageLike],
+        opts: Options,
+        callback: ProgressFn | None,
+    ) -> Result:
+        """One pass: encode, transform, decode, reported as three steps of one scale."""
+        assert opts.size is not None
+        start = time.perf_counter()
+        image, alpha, style_images = open_inputs(content, styles)
+        c, s = prepare(image, style_images, opts.size, opts.style_scale, opts.preserve_color)
+        size = (int(c.shape[-1]), int(c.shape[-2]))
+        self.feedforward.model(opts.model)  # a bad model file fails before any work
+        picture: list[Image.Image] = []
+
+        def stage(step: int) -> None:
+            if callback is None:
+                return
+            render = (lambda: picture[0]) if picture else (lambda: image.resize(size))
+            elapsed = time.perf_counter() - start
+            callback(Progress(1, 1, size, step, 3, step, 3, math.nan, {}, elapsed, None, render))
+
+        out = self.feedforward.stylise(
+            c,
+            s,
+            _normalised(opts.style_blend, len(s)),
+            transform=opts.method,
+            strength=opts.strength,
+            model=opts.model,
+            dtype=torch.bfloat16 if opts.precision == "bfloat16" else torch.float32,
+            on_stage=stage,
+        )
+        picture.append(finish(out, image, opts.preserve_color))
+        if alpha is not None:
+            picture[0].putalpha(alpha.resize(size, Image.Resampling.LANCZOS))
+        stage(3)
+        seconds = time.perf_counter() - start
+        return Result(
+            image=picture[0],
+            loss=math.nan,
+            losses={},
+            scales=(ScaleReport(size, 0, seconds, math.nan),),
+            seconds=seconds,
+            device=str(self.device),
+            options=opts,
+        )
 
 
 class _Run:
@@ -441,6 +552,7 @@ class _Run:
     ) -> None:
         assert opts.size is not None and opts.start_size is not None
         assert opts.iterations is not None and opts.learning_rate is not None
+        self.engine = engine
         self.device = engine.device
         self.opts = opts
         self.callback = callback
@@ -673,10 +785,26 @@ class _Run:
     # -- the loop ------------------------------------------------------------------------
 
     def _initial(self, content: Tensor) -> Tensor:
-        init = self.init if self.init is not None else self.opts.init
+        opts = self.opts
+        init = self.init if self.init is not None else opts.init
         h, w = content.shape[-2:]
         if isinstance(init, str) and init == "content":
             return content.clone()
+        if isinstance(init, str) and init == "instant":
+            c, s = prepare(
+                self.content, self.styles, max(h, w), opts.style_scale, opts.preserve_color
+            )
+            start = self.engine.feedforward.stylise(
+                c,
+                s,
+                self.blend,
+                transform=DEFAULT_TRANSFORM,
+                model=opts.model,
+                dtype=torch.bfloat16 if opts.precision == "bfloat16" else torch.float32,
+            )
+            return F.interpolate(start, size=(h, w), mode="bicubic", align_corners=False).clamp(
+                0, 1
+            )
         if isinstance(init, str) and init == "noise":
             generator = torch.Generator().manual_seed(self.opts.seed)
             return torch.rand(content.shape, generator=generator).to(self.device)

@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 
 from . import __version__, color
+from .device import resolve_device
 from .errors import InputError, OptionError, OutputError
 from .flow import FramePair, pair
 from .image import ImageLike, as_image, save_image, scaled_size
@@ -38,7 +39,6 @@ from .transfer import (
     Result,
     StyleTransfer,
     as_list,
-    resolve_device,
     resolve_options,
 )
 from .videoio import VideoInfo, check_video_output, even_size, probe, read_frames, write_output

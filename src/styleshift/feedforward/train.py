@@ -1,0 +1,440 @@
+"""Training a decoder to invert VGG-19 (`styleshift train`), on one process or many.
+
+The decoder learns to rebuild a photo from its features at one level: a pixel loss plus
+a feature loss at every ReLU block up to that level (the decoder's own level, as in
+universal style transfer, and the shallower ones, which keep edges sharp). No paintings
+are needed: any style is applied at run time by a feature transform.
+
+Under `torchrun` each process trains on its own share of the files with
+DistributedDataParallel (gloo on CPU, NCCL on CUDA); only rank 0 validates, writes
+checkpoints and reports. A checkpoint holds everything needed to go on, so the same
+command resumes after Ctrl-C or a kill.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..device import Device, Precision, resolve_device, resolve_precision
+from ..errors import InputError, OptionError
+from ..image import resize_long_side, to_tensor
+from ..vgg import LAYERS, Pooling, VGGFeatures, stride
+from ..weights import ensure_weights, load_state_dict
+from .data import image_files, load_photos, random_batch
+from .decoder import Decoder, Level, ModelInfo, check_level, pad_to_multiple, save_model
+
+CHECKPOINT_FORMAT = "styleshift-train-v1"
+
+
+def _field(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Every setting of a training run. `styleshift train` builds its flags from these."""
+
+    level: Level = _field("relu4_1", "encoder level the decoder inverts")
+    steps: int = _field(20000, "total optimiser steps (a resumed run goes on to this count)")
+    batch_size: int = _field(8, "crops per step and process")
+    crop: int = _field(128, "side of the square training crops in pixels")
+    learning_rate: float = _field(2e-4, "Adam's step size at the start")
+    lr_decay: float = _field(5e-5, "step size is learning_rate / (1 + lr_decay * step)")
+    pixel_weight: float = _field(10.0, "weight of the pixel loss (mean squared error)")
+    feature_weight: float = _field(1.0, "weight of the feature loss (relative squared error)")
+    pooling: Pooling = _field("max", "pooling in the encoder: max (as VGG-19 was trained) or avg")
+    seed: int = _field(0, "random seed for the crops and the decoder's initial weights")
+    checkpoint_minutes: float = _field(5.0, "minutes between checkpoints")
+    validate_every: int = _field(250, "steps between validation scores")
+    validation_size: int = _field(256, "long side of the validation images in pixels")
+    device: Device = _field("auto", "where to train: auto picks CUDA, then MPS, then CPU")
+    precision: Precision = _field(
+        "auto", "bfloat16 autocast where it pays (CPUs with AMX), else float32"
+    )
+    float16_model: bool = _field(True, "store the model in float16 (half the size)")
+
+    # What a resumed run must share with its checkpoint.
+    FIXED = ("level", "batch_size", "crop", "pooling", "pixel_weight", "feature_weight")
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    step: int
+    steps: int
+    loss: float
+    pixel: float
+    feature: float
+    images_per_second: float
+    elapsed: float
+    eta: float | None
+    psnr: float | None  # the latest validation score, dB
+    checkpoint: bool  # a checkpoint was written at this step
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model: Path
+    checkpoint: Path
+    steps: int
+    seconds: float
+    psnr: float | None
+    history: list[dict[str, float]]
+    skipped: list[str]
+    images: int
+    world_size: int
+    digest: str  # sha256 of the decoder's weights; every process of a run ends with the same
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    def __init__(self, result: TrainResult) -> None:
+        super().__init__("interrupted")
+        self.result = result
+
+
+def weights_digest(module: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, value in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(value.detach().cpu().float().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def checkpoint_path(model: Path) -> Path:
+    return model.with_name(model.name + ".ckpt")
+
+
+def feature_layers(level: str) -> tuple[str, ...]:
+    """relu1_1 .. `level`: the layers the feature loss compares."""
+    return tuple(n for n in LAYERS[: LAYERS.index(level) + 1] if n.endswith("_1") and "relu" in n)
+
+
+def _check(settings: TrainSettings) -> None:
+    check_level(settings.level)
+    if settings.pooling not in ("avg", "max"):
+        raise OptionError(f"unknown pooling '{settings.pooling}'; use avg or max")
+    for name in ("steps", "batch_size", "validate_every", "validation_size"):
+        if getattr(settings, name) < 1:
+            raise OptionError(f"{name.replace('_', ' ')} must be at least 1")
+    if settings.crop < 2 * stride(settings.level):
+        raise OptionError(f"crop must be at least {2 * stride(settings.level)} px")
+    for name in ("learning_rate", "checkpoint_minutes"):
+        value = getattr(settings, name)
+        if not math.isfinite(value) or value <= 0:
+            raise OptionError(f"{name.replace('_', ' ')} must be more than zero, got {value}")
+    for name in ("lr_decay", "pixel_weight", "feature_weight"):
+        value = getattr(settings, name)
+        if not math.isfinite(value) or value < 0:
+            raise OptionError(f"{name.replace('_', ' ')} must be zero or more, got {value}")
+
+
+class Reconstruction(nn.Module):
+    """Encoder (frozen VGG-19) and decoder, with the training loss."""
+
+    def __init__(
+        self, encoder: VGGFeatures, decoder: Decoder, settings: TrainSettings, dtype: torch.dtype
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.settings = settings
+        self.dtype = dtype
+
+    def decode(self, features: Tensor) -> Tensor:
+        reduced = self.dtype != torch.float32
+        if reduced:
+            features = features.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(features.device.type, dtype=self.dtype, enabled=reduced):
+            out: Tensor = self.decoder(features)
+        return out.float()
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        s = self.settings
+        with torch.no_grad():
+            targets = self.encoder(images)
+        output = self.decode(targets[s.level])
+        features = self.encoder(output)
+        pixel = F.mse_loss(output, images)
+        feature = sum(
+            (
+                F.mse_loss(features[n], t) / t.pow(2).mean().clamp_min(1e-8)
+                for n, t in targets.items()
+            ),
+            torch.zeros((), device=images.device),
+        ) / len(targets)
+        return s.pixel_weight * pixel + s.feature_weight * feature, pixel.detach(), feature.detach()
+
+
+@torch.no_grad()
+def psnr(model: Reconstruction, images: Sequence[Tensor]) -> float:
+    """Mean reconstruction PSNR in dB over images (1, 3, H, W) in 0..1."""
+    scores = []
+    multiple = stride(model.settings.level)
+    for image in images:
+        h, w = image.shape[-2:]
+        padded = pad_to_multiple(image, multiple)
+        output = model.decode(model.encoder(padded)[model.settings.level])[..., :h, :w]
+        mse = F.mse_loss(output.clamp(0, 1), image).item()
+        scores.append(10 * math.log10(1 / max(mse, 1e-10)))
+    return sum(scores) / len(scores)
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    if world > 1:
+        return dist.get_rank(), world
+    return 0, 1
+
+
+def _step_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    # Seeded by (seed, rank, step): a resumed run draws the same crops it would have
+    # drawn, with no generator state to save.
+    return torch.Generator().manual_seed(((seed * 1_000_003 + rank) * 1_000_003 + step) % 2**63)
+
+
+def train(
+    data: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    settings: TrainSettings | None = None,
+    *,
+    validation: Sequence[str | os.PathLike[str]] = (),
+    resume: bool | None = None,
+    callback: Callable[[TrainProgress], None] | None = None,
+) -> TrainResult:
+    """Train a decoder on the images in `data`; write it to `output` (safetensors).
+
+    A checkpoint `output`.ckpt is written every few minutes and at the end. With `resume`
+    None, an existing compatible checkpoint is continued; True insists on one; False
+    refuses to start over an existing one (remove it, or resume).
+    """
+    s = settings or TrainSettings()
+    _check(s)
+    model_path = Path(output)
+    ckpt_path = checkpoint_path(model_path)
+    if model_path.suffix != ".safetensors":
+        raise OptionError(f"the model file must end in .safetensors, got '{model_path.name}'")
+    state = _load_checkpoint(ckpt_path, s, resume)
+    if state is None and model_path.exists() and resume is None:
+        raise InputError(
+            f"'{model_path}' exists and has no checkpoint to resume; choose another name"
+        )
+
+    rank, world = _distributed()
+    device = resolve_device(s.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    precision = resolve_precision(s.precision, device)
+    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+
+    files = image_files(data)
+    if not files:
+        raise InputError(f"no images found in {', '.join(str(d) for d in data)}")
+    photos = load_photos(files[rank::world], short_side=s.crop * 4, min_side=s.crop)
+    if not photos.images:
+        raise InputError(
+            f"none of the {len(files)} files could be used (unreadable, or smaller than "
+            f"{s.crop} px); {photos.skipped[0] if photos.skipped else ''}"
+        )
+    held_out = [
+        to_tensor(resize_long_side(im, s.validation_size)).to(device)
+        for im in _validation_images(validation)
+    ]
+
+    torch.manual_seed(s.seed)  # the decoder's initial weights, the same on every rank
+    encoder = VGGFeatures(
+        {k: v.to(device) for k, v in load_state_dict(ensure_weights()).items()},
+        feature_layers(s.level),
+        s.pooling,
+        dtype,
+    ).to(device)
+    decoder = Decoder(s.level).to(device)
+    if dtype != torch.float32:
+        decoder = decoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model = Reconstruction(encoder, decoder, s, dtype)
+    optimiser = torch.optim.Adam(decoder.parameters(), lr=s.learning_rate)
+    step = 0
+    history: list[dict[str, float]] = []
+    elapsed_before = 0.0
+    if state is not None:
+        decoder.load_state_dict(state["decoder"])
+        optimiser.load_state_dict(state["optimiser"])
+        step = int(state["step"])
+        history = list(state["history"])
+        elapsed_before = float(state["seconds"])
+    trainable: nn.Module = decoder
+    if world > 1:
+        trainable = nn.parallel.DistributedDataParallel(decoder)
+        model.decoder = trainable  # type: ignore[assignment]
+
+    latest_psnr = history[-1].get("psnr") if history else None
+    start = time.perf_counter()
+    last_checkpoint = start
+    first_step = step
+
+    def seconds() -> float:
+        return elapsed_before + time.perf_counter() - start
+
+    def result() -> TrainResult:
+        return TrainResult(
+            model_path,
+            ckpt_path,
+            step,
+            seconds(),
+            latest_psnr,
+            history,
+            photos.skipped,
+            len(photos),
+            world,
+            weights_digest(decoder),
+        )
+
+    def save() -> None:
+        nonlocal last_checkpoint
+        if rank == 0:
+            info = ModelInfo(
+                s.level,
+                s.pooling,
+                step,
+                {
+                    "psnr": f"{latest_psnr:.2f}" if latest_psnr else "",
+                    "seconds": f"{seconds():.0f}",
+                },
+            )
+            save_model(decoder, info, model_path, half=s.float16_model)
+            _save_checkpoint(ckpt_path, s, decoder, optimiser, step, history, seconds())
+        last_checkpoint = time.perf_counter()
+
+    try:
+        while step < s.steps:
+            for group in optimiser.param_groups:
+                group["lr"] = s.learning_rate / (1 + s.lr_decay * step)
+            batch = random_batch(photos, s.batch_size, s.crop, _step_generator(s.seed, rank, step))
+            t0 = time.perf_counter()
+            loss, pixel, feature = model(batch.to(device))
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            step += 1
+            rate = s.batch_size * world / max(time.perf_counter() - t0, 1e-9)
+            record: dict[str, float] = {
+                "step": step,
+                "loss": float(loss.detach()),
+                "pixel": float(pixel),
+                "feature": float(feature),
+            }
+            if rank == 0 and held_out and (step % s.validate_every == 0 or step == s.steps):
+                latest_psnr = psnr(model, held_out)
+                record["psnr"] = latest_psnr
+            history.append(record)
+            due = time.perf_counter() - last_checkpoint > s.checkpoint_minutes * 60
+            if world > 1:  # rank 0's clock decides, so every rank saves at the same step
+                flag = torch.tensor([1.0 if due else 0.0], device=device)
+                dist.broadcast(flag, 0)
+                due = bool(flag.item())
+            if due or step == s.steps:
+                save()
+            if callback is not None and rank == 0:
+                done = step - first_step
+                spent = time.perf_counter() - start
+                callback(
+                    TrainProgress(
+                        step=step,
+                        steps=s.steps,
+                        loss=record["loss"],
+                        pixel=record["pixel"],
+                        feature=record["feature"],
+                        images_per_second=rate,
+                        elapsed=seconds(),
+                        eta=spent / done * (s.steps - step) if done >= 2 else None,
+                        psnr=latest_psnr,
+                        checkpoint=due or step == s.steps,
+                    )
+                )
+        if step == first_step:  # already trained this far: refresh the model file
+            save()
+    except KeyboardInterrupt:
+        with contextlib.suppress(KeyboardInterrupt):
+            save()
+        raise TrainingInterrupted(result()) from None
+    finally:
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return result()
+
+
+def _validation_images(sources: Sequence[str | os.PathLike[str]]) -> list[Any]:
+    from ..image import as_image
+
+    return [as_image(p, what="validation image").convert("RGB") for p in image_files(sources)]
+
+
+def _save_checkpoint(
+    path: Path,
+    settings: TrainSettings,
+    decoder: Decoder,
+    optimiser: torch.optim.Optimizer,
+    step: int,
+    history: list[dict[str, float]],
+    seconds: float,
+) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        torch.save(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "settings": asdict(settings),
+                "decoder": decoder.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "step": step,
+                "history": history,
+                "seconds": seconds,
+            },
+            tmp,
+        )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load_checkpoint(path: Path, settings: TrainSettings, resume: bool | None) -> Any:
+    if not path.exists():
+        if resume:
+            raise InputError(f"no checkpoint '{path}' to resume; run without --resume to start")
+        return None
+    if resume is False:
+        raise InputError(
+            f"a checkpoint '{path}' exists; pass --resume to continue it, or remove it"
+        )
+    try:
+        # weights_only: a checkpoint is tensors, numbers and strings; nothing to unpickle.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several kinds for a damaged file
+        raise InputError(
+            f"cannot read checkpoint '{path}' ({type(e).__name__}); remove it"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(f"'{path}' is not a styleshift training checkpoint; remove it")
+    saved = state["settings"]
+    for name in TrainSettings.FIXED:
+        if saved.get(name) != getattr(settings, name):
+            raise InputError(
+                f"checkpoint '{path}' was trained with {name}={saved.get(name)!r}, not "
+                f"{getattr(settings, name)!r}; use the same value or another output name"
+            )
+    return state

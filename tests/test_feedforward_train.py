@@ -1,0 +1,153 @@
+"""Training a decoder: the loss falls, runs resume, two processes agree, bad input is named."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from styleshift.errors import InputError, OptionError
+from styleshift.feedforward.decoder import load_model
+from styleshift.feedforward.train import TrainProgress, TrainSettings, checkpoint_path, train
+
+# relu2_1 decoders are small: a step on two 64 px crops takes a few hundredths of a second.
+TINY = TrainSettings(
+    level="relu2_1", batch_size=2, crop=64, learning_rate=1e-3, validate_every=5, seed=3
+)
+
+
+@pytest.fixture(scope="module")
+def photos(images: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    for name in ("kodim23_parrots.png", "kodim21_lighthouse.png", "tubingen.jpg"):
+        shutil.copy(images / "content" / name, folder / name)
+    return folder
+
+
+def test_a_short_run_lowers_the_loss_and_writes_a_loadable_model(
+    photos: Path, images: Path, tmp_path: Path, weights_file: Path
+) -> None:
+    seen: list[TrainProgress] = []
+    out = tmp_path / "decoder.safetensors"
+    result = train(
+        [photos],
+        out,
+        TrainSettings(**{**TINY.__dict__, "steps": 40}),
+        validation=[images / "content" / "rocket.jpg"],
+        callback=seen.append,
+    )
+    losses = [p.loss for p in seen]
+    assert len(losses) == 40 and result.steps == 40
+    assert sum(losses[-8:]) / 8 < 0.7 * sum(losses[:8]) / 8
+    psnrs = [p.psnr for p in seen if p.psnr is not None]
+    assert psnrs and psnrs[-1] > psnrs[0]
+    _, info = load_model(out)
+    assert info.level == "relu2_1" and info.steps == 40
+    assert checkpoint_path(out).is_file()
+
+
+def test_a_resumed_run_continues_from_its_checkpoint(
+    photos: Path, tmp_path: Path, weights_file: Path
+) -> None:
+    out = tmp_path / "decoder.safetensors"
+    first = train([photos], out, TrainSettings(**{**TINY.__dict__, "steps": 6}))
+    steps: list[int] = []
+    second = train(
+        [photos],
+        out,
+        TrainSettings(**{**TINY.__dict__, "steps": 10}),
+        callback=lambda p: steps.append(p.step),
+    )
+    assert steps == [7, 8, 9, 10]
+    assert [h["step"] for h in second.history] == list(range(1, 11))
+    # the same ten steps in one go give the same weights: nothing was lost or repeated
+    straight = train(
+        [photos], tmp_path / "straight.safetensors", TrainSettings(**{**TINY.__dict__, "steps": 10})
+    )
+    assert first.digest != second.digest
+    assert second.digest == straight.digest
+
+
+def test_refusals_name_the_problem(photos: Path, tmp_path: Path, weights_file: Path) -> None:
+    out = tmp_path / "decoder.safetensors"
+    train([photos], out, TrainSettings(**{**TINY.__dict__, "steps": 2}))
+    with pytest.raises(InputError, match="trained with level='relu2_1'"):
+        train([photos], out, TrainSettings(level="relu3_1", steps=3))
+    with pytest.raises(InputError, match="no checkpoint"):
+        train([photos], tmp_path / "new.safetensors", TINY, resume=True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="no images found"):
+        train([empty], tmp_path / "x.safetensors", TINY)
+    (empty / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(InputError, match="none of the 1 files could be used"):
+        train([empty], tmp_path / "x.safetensors", TINY)
+    with pytest.raises(OptionError, match=r"\.safetensors"):
+        train([photos], tmp_path / "x.pt", TINY)
+    with pytest.raises(OptionError, match="unknown decoder level"):
+        train([photos], tmp_path / "x.safetensors", TrainSettings(level="relu9_1"))  # type: ignore[arg-type]
+
+
+def test_unreadable_files_are_skipped_and_counted(
+    photos: Path, tmp_path: Path, weights_file: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(photos, data)
+    (data / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    result = train(
+        [data], tmp_path / "d.safetensors", TrainSettings(**{**TINY.__dict__, "steps": 1})
+    )
+    assert len(result.skipped) == 1 and "broken.jpg" in result.skipped[0]
+    assert result.images == 3
+
+
+def test_two_processes_under_torchrun_end_with_identical_weights(
+    photos: Path, tmp_path: Path, weights_file: Path
+) -> None:
+    script = tmp_path / "ddp.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "from styleshift.feedforward.train import TrainSettings, train\n"
+        "r = train([sys.argv[1]], sys.argv[2], TrainSettings(level='relu2_1', batch_size=2,"
+        " crop=64, steps=4, seed=1))\n"
+        "print(json.dumps({'rank': int(os.environ['RANK']), 'digest': r.digest,"
+        " 'world': r.world_size}), flush=True)\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+         str(script), str(photos), str(tmp_path / "ddp.safetensors")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    reports = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert sorted(r["rank"] for r in reports) == [0, 1]
+    assert {r["world"] for r in reports} == {2}
+    assert reports[0]["digest"] == reports[1]["digest"]
+    _, info = load_model(tmp_path / "ddp.safetensors")
+    assert info.steps == 4
+
+
+def test_the_cli_trains_and_resumes(photos: Path, tmp_path: Path, weights_file: Path) -> None:
+    out = tmp_path / "cli.safetensors"
+    base = [sys.executable, "-m", "styleshift", "train", str(photos), "-o", str(out),
+            "--level", "relu2_1", "--batch-size", "2", "--crop", "64", "--json"]  # fmt: skip
+    proc = subprocess.run([*base, "--steps", "3"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["steps"] == 3
+    proc = subprocess.run([*base, "--steps", "5"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["steps"] == 5 and report["history"][0]["step"] == 1
+    other = [a if a != "relu2_1" else "relu3_1" for a in base]
+    proc = subprocess.run([*other, "--steps", "6"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("styleshift: error: checkpoint")
+    assert "Traceback" not in proc.stderr
+    assert torch.load(checkpoint_path(out), weights_only=True)["step"] == 5
