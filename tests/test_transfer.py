@@ -215,9 +215,15 @@ def test_explicit_values_override_the_preset():
     assert resolved.learning_rate == 0.5
     # Everything else is left as given.
     for f in fields(Options):
-        if f.name not in {"size", "iterations", "start_size", "learning_rate", "precision"}:
-            if f.name != "method":
-                assert getattr(resolved, f.name) == getattr(options, f.name)
+        if f.name not in {
+            "size",
+            "iterations",
+            "start_size",
+            "learning_rate",
+            "precision",
+            "method",
+        }:
+            assert getattr(resolved, f.name) == getattr(options, f.name)
     assert resolved.method == "gatys"
 
 
