@@ -40,12 +40,13 @@ from torch import Tensor
 from styleshift import Options, Progress, StyleTransfer
 from styleshift.image import load_image, resize_long_side, split_alpha, to_tensor
 from styleshift.losses import ContentLoss, StyleLoss, TVLoss, gram_matrix
-from styleshift.transfer import PRESETS, iterations_for, resolve_options, scale_sizes
+from styleshift.transfer import iterations_for, resolve_options, scale_sizes
 from styleshift.vgg import VGGFeatures
 from styleshift.weights import ensure_weights, load_state_dict
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = "baseline"
+OPTIMISED = ("fast", "balanced", "high")  # the feed-forward preset: bench/instant.py
 
 # (content, style): varied subjects and styles, all in the shared test images.
 PAIRS: tuple[tuple[str, str], ...] = (
@@ -110,12 +111,14 @@ def options_for(spec: RunSpec) -> Options:
             precision="float32",
             device=spec.device,  # type: ignore[arg-type]
         )
-    preset, _, precision = spec.name.partition("@")
+    name, _, precision = spec.name.partition("@")
+    preset, _, start = name.partition("+")
     return Options(
         preset=preset,  # type: ignore[arg-type]
         size=spec.size,
         device=spec.device,  # type: ignore[arg-type]
         precision=precision or "auto",  # type: ignore[arg-type]
+        init=start or "content",
     )
 
 
@@ -477,8 +480,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--pairs", type=int, default=len(PAIRS), help="how many of the pairs to run")
     p.add_argument(
         "--presets",
-        default=",".join(PRESETS),
-        help="comma-separated presets; PRESET@float32 or @bfloat16 fixes the precision",
+        default=",".join(OPTIMISED),
+        help="comma-separated presets; PRESET+instant starts from the feed-forward picture; "
+        "PRESET@float32 or @bfloat16 fixes the precision",
     )
     p.add_argument("--baseline-evals", type=int, default=300, help="baseline L-BFGS evaluations")
     p.add_argument("--size", type=int, default=512, help="long side of every run and the referee")
@@ -498,12 +502,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = [
         s
         for s in args.presets
-        if s.partition("@")[0] not in PRESETS or s.partition("@")[2] not in PRECISIONS
+        if s.partition("@")[0].removesuffix("+instant") not in OPTIMISED
+        or s.partition("@")[2] not in PRECISIONS
     ]
     if unknown:
         p.error(
-            f"unknown preset(s) {', '.join(unknown)}; use {', '.join(PRESETS)}, "
-            "optionally with @float32 or @bfloat16"
+            f"unknown preset(s) {', '.join(unknown)}; use {', '.join(OPTIMISED)}, optionally "
+            "with +instant and @float32 or @bfloat16 (instant itself: bench/instant.py)"
         )
     if not 1 <= args.pairs <= len(PAIRS):
         p.error(f"--pairs must be between 1 and {len(PAIRS)}")

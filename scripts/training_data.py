@@ -7,7 +7,8 @@ paintings). Nothing is committed: run this on any Debian-like machine with apt a
 
     python scripts/training_data.py DIR [--shared ../shared/images]
 
-writes DIR/train/..., DIR/val/... (every 8th Debian photo, held out) and
+writes DIR/train/..., DIR/val/... (every 8th Debian photo and three scikit-image
+photos, held out) and
 DIR/manifest.json: every file with its source, version, original path, sha256 and
 licence. The shared content photos are held out entirely (they are the test images).
 """
@@ -35,8 +36,10 @@ DEBIAN_PACKAGES = {
     "lomiri-wallpapers-20.04": "20.04.0-2",
 }
 SKIMAGE = "scikit-image==0.26.0"
-# The shared test photos are held out of training; the skimage copies of them too.
-SKIMAGE_HELD_OUT = {"rocket.jpg", "camera.png"}
+# The shared test photos are left out (the skimage copies of them too); a portrait, an
+# animal and an object are held out for validation, where the wallpapers have none.
+SKIMAGE_LEFT_OUT = {"rocket.jpg", "camera.png"}
+SKIMAGE_VALIDATION = {"astronaut.png", "chelsea.png", "coffee.png"}
 SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 VAL_EVERY = 8
 VIDEO_EVERY_S = 1.0
@@ -113,7 +116,7 @@ def skimage_photos(work: Path) -> list[dict[str, str]]:
             name = Path(member).name
             if not member.startswith("skimage/data/") or Path(name).suffix not in SUFFIXES:
                 continue
-            if name in SKIMAGE_HELD_OUT:
+            if name in SKIMAGE_LEFT_OUT:
                 continue
             target = out / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -183,7 +186,10 @@ def main() -> int:
         others = skimage_photos(work) + shared_items(args.shared, work)
         manifest = []
         for index, item in enumerate(debian + others):
-            split = "val" if item in debian and index % VAL_EVERY == VAL_EVERY - 1 else "train"
+            held_out = Path(item["name"]).name in SKIMAGE_VALIDATION
+            if item in debian:
+                held_out = index % VAL_EVERY == VAL_EVERY - 1
+            split = "val" if held_out else "train"
             target = args.out / split / item["name"]
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(item["path"], target)

@@ -151,3 +151,31 @@ def test_the_cli_trains_and_resumes(photos: Path, tmp_path: Path, weights_file: 
     assert proc.stderr.strip().startswith("styleshift: error: checkpoint")
     assert "Traceback" not in proc.stderr
     assert torch.load(checkpoint_path(out), weights_only=True)["step"] == 5
+
+
+def test_a_kill_saves_a_checkpoint_to_resume_from(
+    photos: Path, tmp_path: Path, weights_file: Path
+) -> None:
+    out = tmp_path / "killed.safetensors"
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys\n"
+        "from styleshift.feedforward.train import TrainSettings, train\n"
+        "train([sys.argv[1]], sys.argv[2], TrainSettings(level='relu2_1', batch_size=2,"
+        " crop=64, steps=100000), callback=lambda p: print(p.step, flush=True))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(photos), str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if int(line) >= 3:
+            break
+    proc.terminate()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0  # stopped, not finished
+    saved = torch.load(checkpoint_path(out), weights_only=True)["step"]
+    assert saved >= 3
+    _, info = load_model(out)
+    assert info.steps == saved

@@ -257,7 +257,7 @@ def test_options_of_another_method_are_refused_by_name(options, message):
 
 def test_model_goes_with_an_instant_start_image():
     opts = resolve_options(Options(init="instant", model="my.safetensors"), CPU)
-    assert opts.method == "gatys" and opts.model == "my.safetensors"
+    assert opts.method == "gatys" and opts.model == ("my.safetensors",)
 
 
 BAD_OPTIONS = [

@@ -255,3 +255,37 @@ def test_cli_json_report(tmp_path, sintel, style, weights_file, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["frames"] == 2 and report["output"] == str(out)
     assert _streams(out)["frames"] == 2
+
+
+def test_instant_video_blends_along_the_flow_and_lowers_the_warping_error(
+    tmp_path, sintel, style, engine
+):
+    info = probe(sintel, duration=4 / 24)
+    opts = Options(preset="instant", size=128, device="cpu")
+    steady = VideoStylizer(engine, style, opts)
+    contents = [steady.prepare(f) for f in read_frames(info)]
+    blended = [np.asarray(r.image) for r in steady.stream(contents)]
+    loose = VideoStylizer(engine, style, opts, VideoSettings(blend=0.0))
+    per_frame = [np.asarray(r.image) for r in loose.stream(contents)]
+    # blend 0 is plain per-frame instant
+    assert np.array_equal(per_frame[1], np.asarray(engine.run(contents[1], style, opts).image))
+
+    def error(frames: list[np.ndarray]) -> float:
+        return sequence_warping_error([np.asarray(c) for c in contents], frames)[0]
+
+    assert error(blended) < 0.5 * error(per_frame)
+    # ...and the whole command: frames written, the instant options recorded
+    out = tmp_path / "frames"
+    report = stylize_video(sintel, [style], out, opts, engine=engine, duration=3 / 24)
+    assert report.frames == 3 and len(list(out.glob("*.png"))) == 3
+
+
+def test_instant_video_refuses_the_optimisation_settings(tmp_path, sintel, style, capsys):
+    code = cli.main(["video", str(sintel), str(style), "-o", str(tmp_path / "o"),
+                     "--preset", "instant", "--later-iterations", "3"])  # fmt: skip
+    assert code == 2
+    assert "--later-iterations does not apply to a feed-forward method" in capsys.readouterr().err
+    code = cli.main(["video", str(sintel), str(style), "-o", str(tmp_path / "o"),
+                     "--blend", "0.5"])  # fmt: skip
+    assert code == 2
+    assert "--blend does not apply to the optimisation method" in capsys.readouterr().err

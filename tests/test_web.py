@@ -183,6 +183,28 @@ def test_a_job_runs_and_its_result_is_saved(
     assert facts["content"] == "tubingen.jpg" and facts["options"]["seed"] == 3
 
 
+@pytest.mark.slow
+def test_instant_jobs_and_the_instant_preview_of_an_optimisation(
+    stylist: web.Stylist, photo: dict[str, str], painting: dict[str, str]
+) -> None:
+    async def watch(job: Job) -> list[Update]:
+        return [u async for u in follow(job, poll=0.01)]
+
+    # The hidden optimisation fields may still hold values from before a switch.
+    form = {"preset": "instant", "size": 64, "iterations": "7", "strength": 0.5}
+    job = stylist.job(photo, [(painting, None)], form)
+    updates = asyncio.run(watch(job))
+    assert updates[-1].done and job.result is not None
+    assert job.result.options.method == "adain" and job.result.options.strength == 0.5
+    assert max(job.result.image.size) == 64
+
+    job = stylist.job(photo, [(painting, None)], TINY)
+    updates = asyncio.run(watch(job))
+    first_picture = next(u for u in updates if u.preview is not None)
+    assert first_picture.status == "instant preview; refining"
+    assert job.result is not None and job.result.options.method == "gatys"
+
+
 def _long_job(stylist: web.Stylist, photo: object, painting: object, **kw: float) -> Job:
     options = Options(size=64, start_size=64, iterations=(500,))
     content = web.load_upload(photo, stylist.uploads, "content", 10**7)

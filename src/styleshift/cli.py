@@ -285,6 +285,14 @@ def _add_video_parser(commands: Any) -> None:
         help=f"network evaluations for each frame after the first{defaults['later_iterations']}",
     )
     video.add_argument(
+        "--blend",
+        type=float,
+        default=None,
+        metavar="X",
+        help="feed-forward methods (preset instant): share of the previous stylised frame, "
+        f"moved along the flow, kept in each new one, 0..1{defaults['blend']}",
+    )
+    video.add_argument(
         "--work-dir",
         type=Path,
         default=None,
@@ -572,7 +580,17 @@ def _run_video(args: argparse.Namespace) -> int:
             "install them with: pip install 'styleshift[video]'"
         ) from None
     options = options_from_args(args)
-    given = {"temporal_weight": args.temporal_weight, "later_iterations": args.later_iterations}
+    given = {
+        "temporal_weight": args.temporal_weight,
+        "later_iterations": args.later_iterations,
+        "blend": args.blend,
+    }
+    feedforward = resolve_options(options, resolve_device(options.device)).feedforward
+    for name in ("blend",) if not feedforward else ("temporal_weight", "later_iterations"):
+        if given[name] is not None:
+            method = "a feed-forward method" if feedforward else "the optimisation method"
+            flag = "--" + name.replace("_", "-")
+            raise StyleshiftError(f"{flag} does not apply to {method}; leave it out")
     settings = dataclasses.replace(
         video.VideoSettings(), **{k: v for k, v in given.items() if v is not None}
     )

@@ -17,7 +17,16 @@ from dataclasses import dataclass
 from PIL import Image
 
 from .errors import StyleshiftError, one_line
-from .transfer import Options, Progress, Result, StyleTransfer, clock
+from .transfer import (
+    FEEDFORWARD,
+    Options,
+    Progress,
+    Result,
+    StyleTransfer,
+    clock,
+    instant_options,
+    method_of,
+)
 
 
 class Cancelled(Exception):
@@ -115,8 +124,21 @@ class Job:
         show = p.step % self._preview_every == 0 or p.step == p.steps
         self._updates.put(Update(describe(p), p.image() if show else None))
 
+    def _preview(self) -> None:
+        """For an optimisation run, the feed-forward picture first: something to look at
+        within seconds. Skipped quietly if it fails: the run itself still goes ahead."""
+        try:
+            quick = self._engine.run(self._content, self._styles, instant_options(self._options))
+        except StyleshiftError:
+            return
+        self._updates.put(Update("instant preview; refining", quick.image))
+
     def _work(self) -> None:
         try:
+            if method_of(self._options) not in FEEDFORWARD:
+                self._preview()
+                if self._cancel.is_set():
+                    raise Cancelled
             result = self._engine.run(
                 self._content, self._styles, self._options, callback=self._on_step
             )

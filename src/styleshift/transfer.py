@@ -26,6 +26,7 @@ from torch import Tensor
 from . import color, memory, tiles
 from .device import Device, Precision, resolve_device, resolve_precision
 from .errors import OptionError
+from .feedforward.decoder import check_level
 from .feedforward.engine import FeedForward, finish, open_inputs, prepare
 from .image import (
     ImageLike,
@@ -50,6 +51,7 @@ METHODS: tuple[str, ...] = get_args(Method)
 FEEDFORWARD: tuple[str, ...] = ("adain", "wct", "efdm")
 # The transform `instant` uses; chosen by bench/instant.py (docs/performance.md).
 DEFAULT_TRANSFORM = "adain"
+DEFAULT_LEVELS = ("relu4_1",)
 SCALE_RATIO = math.sqrt(2.0)
 # The default share of free memory a run budgets for: enough for 1024 px without tiles on
 # a 24 GB machine, where a 2048 px run then peaks at 3.6 GiB (docs/performance.md).
@@ -137,10 +139,16 @@ class Options:
         "style strength of a feed-forward method, 0..1: 1 is all style, 0 the photo",
         FEEDFORWARD_ONLY,
     )
-    model: str | None = _opt(
+    levels: tuple[str, ...] = _opt(
+        DEFAULT_LEVELS,
+        "encoder levels a feed-forward method stylises at, deepest first, each with its "
+        "decoder; more levels carry finer strokes",
+        FEEDFORWARD_ONLY,
+    )
+    model: tuple[str, ...] | None = _opt(
         None,
-        "decoder file for the feed-forward methods and --init instant, made by "
-        "`styleshift train` (default: the decoder shipped with styleshift)",
+        "decoder files made by `styleshift train`, for the feed-forward methods and --init "
+        "instant; each replaces the shipped decoder of its level (default: those shipped)",
         FEEDFORWARD_ONLY,
     )
     style_blend: tuple[float, ...] | None = _opt(
@@ -203,6 +211,9 @@ class Options:
                 hint = f"; did you mean '{close[0]}'?" if close else ""
                 raise OptionError(f"unknown option '{key}'{hint}")
         return cls(**kwargs)
+
+
+FIELD_METHODS: dict[str, str] = {f.name: f.metadata["method"] for f in fields(Options)}
 
 
 @dataclass(frozen=True)
@@ -293,12 +304,12 @@ def resolve_options(options: Options, device: torch.device, styles: int | None =
             f"{len(options.style_blend)} blend weights given for {styles} style images; "
             "give one per style image"
         )
-    if options.preset not in _PRESETS["cpu"]:
-        raise OptionError(f"unknown preset '{options.preset}'; use one of {', '.join(PRESETS)}")
+    method = method_of(options)
     spec = _PRESETS["cpu" if device.type == "cpu" else "gpu"][options.preset]
-    method = _resolve_method(options, spec)
     common = replace(
         options,
+        model=(options.model,) if isinstance(options.model, str) else _as_tuple(options.model),
+        levels=(options.levels,) if isinstance(options.levels, str) else tuple(options.levels),
         method=cast(Method, method),
         size=options.size if options.size is not None else spec.size,
         style_blend=_as_tuple(options.style_blend),
@@ -309,6 +320,10 @@ def resolve_options(options: Options, device: torch.device, styles: int | None =
         _validate_common(common)
         if not math.isfinite(common.strength) or not 0 <= common.strength <= 1:
             raise OptionError(f"strength must be between 0 and 1, got {common.strength}")
+        if not common.levels or len(set(common.levels)) != len(common.levels):
+            raise OptionError(f"levels must name each level once, got {common.levels}")
+        for level in common.levels:
+            check_level(level)
         return common
     _refuse_foreign(options, FEEDFORWARD_ONLY, "the optimisation method (gatys)")
     iterations = options.iterations if options.iterations is not None else spec.iterations
@@ -327,6 +342,44 @@ def resolve_options(options: Options, device: torch.device, styles: int | None =
     _validate_common(resolved)
     _validate(resolved)
     return resolved
+
+
+def instant_options(options: Options) -> Options:
+    """The feed-forward run that shares `options`' size, styles and colours: a preview of
+    an optimisation run, or its start image."""
+    common = {f.name: getattr(options, f.name) for f in fields(Options)}
+    kept = {
+        name: value
+        for name, value in common.items()
+        if FIELD_METHODS[name] == COMMON and name not in ("preset", "method")
+    }
+    return Options(preset="instant", model=options.model, **kept)
+
+
+def method_of(options: Options) -> str:
+    """The method a run with `options` uses: gatys or a feed-forward transform."""
+    if options.preset not in _PRESETS["cpu"]:
+        raise OptionError(f"unknown preset '{options.preset}'; use one of {', '.join(PRESETS)}")
+    return _resolve_method(options, _PRESETS["cpu"][options.preset])
+
+
+def without_foreign(options: Options) -> Options:
+    """`options` with the fields of the other method family back at their defaults: a form
+    that hides what does not apply may still hold values from before a switch."""
+    feedforward = method_of(options) in FEEDFORWARD
+    return _reset(options, GATYS if feedforward else FEEDFORWARD_ONLY)
+
+
+def _reset(options: Options, group: str) -> Options:
+    defaults = Options()
+    return replace(
+        options,
+        **{
+            name: getattr(defaults, name)
+            for name, method in FIELD_METHODS.items()
+            if method == group and not (name == "model" and options.init == "instant")
+        },
+    )
 
 
 def _resolve_method(options: Options, spec: PresetSpec) -> str:
@@ -357,7 +410,7 @@ def _refuse_foreign(options: Options, group: str, method: str) -> None:
         raise OptionError(f"{flag} does not apply to {method}; leave it out")
 
 
-def _as_tuple(values: Sequence[float] | None) -> tuple[float, ...] | None:
+def _as_tuple(values: Sequence[Any] | None) -> tuple[Any, ...] | None:
     return None if values is None else tuple(values)
 
 
@@ -501,8 +554,9 @@ class StyleTransfer:
         image, alpha, style_images = open_inputs(content, styles)
         c, s = prepare(image, style_images, opts.size, opts.style_scale, opts.preserve_color)
         size = (int(c.shape[-1]), int(c.shape[-2]))
-        self.feedforward.model(opts.model)  # a bad model file fails before any work
+        self.feedforward.decoders(opts.levels, opts.model or ())  # bad files fail first
         picture: list[Image.Image] = []
+        steps = 2 * len(opts.levels) + 1  # encode and transform, decode; then finish
 
         def stage(step: int) -> None:
             if callback is None:
@@ -517,14 +571,15 @@ class StyleTransfer:
             _normalised(opts.style_blend, len(s)),
             transform=opts.method,
             strength=opts.strength,
-            model=opts.model,
+            levels=opts.levels,
+            models=opts.model or (),
             dtype=torch.bfloat16 if opts.precision == "bfloat16" else torch.float32,
             on_stage=stage,
         )
         picture.append(finish(out, image, opts.preserve_color))
         if alpha is not None:
             picture[0].putalpha(alpha.resize(size, Image.Resampling.LANCZOS))
-        stage(3)
+        stage(steps)
         seconds = time.perf_counter() - start
         return Result(
             image=picture[0],
@@ -799,7 +854,8 @@ class _Run:
                 s,
                 self.blend,
                 transform=DEFAULT_TRANSFORM,
-                model=opts.model,
+                levels=opts.levels,
+                models=opts.model or (),
                 dtype=torch.bfloat16 if opts.precision == "bfloat16" else torch.float32,
             )
             return F.interpolate(start, size=(h, w), mode="bicubic", align_corners=False).clamp(

@@ -3,7 +3,9 @@
 The first frame is stylised with the full preset. Each later frame starts from the
 previous stylised frame warped onto it by dense optical flow, and its objective adds a
 temporal term that ties it to that warped frame wherever the flow is consistent both
-ways; so later frames need only a short single-scale optimisation.
+ways; so later frames need only a short single-scale optimisation. With a feed-forward
+method (preset instant) every frame is one pass, and each later one is mixed with the
+warped previous result where the flow is consistent, which damps the flicker.
 
 `VideoStylizer` is the streaming API (images in, stylised images out). `stylize_video`
 runs a whole file or folder of frames: finished frames are kept in a work folder as they
@@ -61,6 +63,9 @@ class VideoSettings:
 
     temporal_weight: float = 200.0  # measured: docs/performance.md (video)
     later_iterations: int = 20  # L-BFGS evaluations for each frame after the first
+    # Feed-forward methods: the share of the previous stylised frame, moved along the
+    # flow, mixed into each new one where the flow is consistent (docs/performance.md).
+    blend: float = 0.7
 
 
 @dataclass(frozen=True)
@@ -103,8 +108,12 @@ class VideoStylizer:
         self.options = resolve_options(options or Options(), engine.device, len(self.styles))
         self.settings = settings or VideoSettings()
         check_settings(self.settings)
-        self.later_options = replace(
-            self.options, multiscale=False, iterations=(self.settings.later_iterations,)
+        self.later_options = (
+            self.options
+            if self.options.feedforward
+            else replace(
+                self.options, multiscale=False, iterations=(self.settings.later_iterations,)
+            )
         )
         self.count = 0
         self._previous: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None
@@ -149,7 +158,8 @@ class VideoStylizer:
             result = self.engine.run(frame, self.styles, opts, callback=on_step)
         else:
             link = pair(self._previous[0], current)
-            result = self._later(frame, link, on_step)
+            later = self._later_instant if self.options.feedforward else self._later
+            result = later(frame, link, on_step)
         self.count = index
         self._previous = (current, np.asarray(result.image.convert("RGB")))
         evaluations = sum(s.iterations for s in result.scales)
@@ -198,6 +208,19 @@ class VideoStylizer:
             terms={"temporal": temporal},
         )
 
+    def _later_instant(
+        self, frame: Image.Image, link: FramePair, on_step: Callable[[Progress], None] | None
+    ) -> Result:
+        assert self._previous is not None
+        opts = replace(self.options, size=max(frame.size))
+        result = self.engine.run(frame, self.styles, opts, callback=on_step)
+        current = np.asarray(result.image.convert("RGB"), dtype=np.float32) / 255.0
+        warped = link.warp_previous(self._previous[1].astype(np.float32) / 255.0)
+        keep = link.mask[..., None].astype(np.float32) * self.settings.blend
+        mixed = keep * warped + (1 - keep) * current
+        image = Image.fromarray((mixed * 255.0 + 0.5).clip(0, 255).astype(np.uint8))
+        return replace(result, image=image)
+
     def seconds_per_frame(self) -> float | None:
         """Mean seconds of the later frames so far, else the first frame's."""
         if self._later_seconds:
@@ -232,6 +255,8 @@ class VideoStylizer:
 def check_settings(settings: VideoSettings) -> None:
     if not settings.temporal_weight >= 0:
         raise OptionError(f"temporal weight must be zero or more, got {settings.temporal_weight}")
+    if not 0 <= settings.blend <= 1:
+        raise OptionError(f"blend must be between 0 and 1, got {settings.blend}")
     if settings.later_iterations < 1:
         raise OptionError(
             f"later iterations must be a positive whole number, got {settings.later_iterations}"

@@ -38,13 +38,22 @@ from . import __version__
 from .errors import InputError, OptionError, StyleshiftError
 from .image import INPUT_FORMATS, load_image, save_image, split_alpha
 from .jobs import Job, Update, follow
-from .transfer import Options, Result, StyleTransfer, resolve_options
+from .transfer import (
+    FEEDFORWARD,
+    FIELD_METHODS,
+    Options,
+    Result,
+    StyleTransfer,
+    method_of,
+    resolve_options,
+    without_foreign,
+)
 
-MAIN_ROWS = (("preset", "preserve_color"), ("size", "style_weight", "seed"))
+MAIN_ROWS = (("preset", "preserve_color"), ("size", "style_weight", "strength", "seed"))
 MAIN_OPTIONS = tuple(name for row in MAIN_ROWS for name in row)
 # The device, its arithmetic and the memory budget are the server's choice; blend
 # weights sit next to each style image.
-SERVER_OPTIONS = ("device", "precision", "max_memory", "style_blend")
+SERVER_OPTIONS = ("device", "precision", "max_memory", "style_blend", "model")
 STYLE_SLOTS = 3
 
 
@@ -186,17 +195,17 @@ class Stylist:
     ) -> Job:
         """A job for one request; raises StyleshiftError with a message for the visitor."""
         chosen = [(s, w) for s, w in styles if s]
-        options = options_from_form(form)
-        if options.init not in ("content", "noise"):
-            raise OptionError("start image must be content or noise")
+        options = without_foreign(options_from_form(form))
+        if options.init not in ("content", "noise", "instant"):
+            raise OptionError("start image must be content, noise or instant")
         options = dataclasses.replace(
             options,
             device=self.engine.device.type,  # type: ignore[arg-type]
             style_blend=tuple(1.0 if w is None else float(w) for _, w in chosen) or None,
         )
         resolved = resolve_options(options, self.engine.device, len(chosen))
-        assert resolved.size is not None and resolved.start_size is not None
-        largest = max(resolved.size, resolved.start_size)
+        assert resolved.size is not None
+        largest = max(resolved.size, resolved.start_size or 0)
         if largest > self.config.max_size:
             raise OptionError(
                 f"size {largest} is more than this server's limit of {self.config.max_size} "
@@ -261,6 +270,8 @@ def _option_widget(name: str, engine: StyleTransfer, config: WebConfig) -> gr.Co
     }
     default: Any = _FIELDS[name].default
     kind = _kind(name)
+    # The default preset optimises; the feed-forward fields show once one is chosen.
+    common["visible"] = FIELD_METHODS[name] != "feedforward"
     if name == "size":
         preset = resolve_options(Options(), engine.device).size or 512
         common.update(label="Size (long side, pixels)", info="long side of the output")
@@ -269,7 +280,10 @@ def _option_widget(name: str, engine: StyleTransfer, config: WebConfig) -> gr.Co
     if name == "style_weight":
         return gr.Slider(0, 5, value=default, step=0.05, **common | {"label": "Style strength"})
     if name == "init":
-        return gr.Radio(["content", "noise"], value=default, **common | {"label": "Start image"})
+        choices = ["content", "noise", "instant"]
+        return gr.Radio(choices, value=default, **common | {"label": "Start image"})
+    if name == "strength":
+        return gr.Slider(0, 1, value=default, step=0.05, **common)
     if typing.get_origin(kind) is typing.Literal:
         return gr.Radio([str(c) for c in typing.get_args(kind)], value=default, **common)
     if kind is bool:
@@ -346,6 +360,24 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
             return gr.update(value=min(value or 512, config.max_size))
 
         preset.change(preset_size, preset, size, queue=False)
+
+        method = typing.cast(gr.Radio, widgets["method"])
+        switched = [w for name, w in widgets.items() if FIELD_METHODS[name] != "common"]
+
+        def show_what_applies(preset_name: str, method_name: str) -> list[Any]:
+            try:
+                chosen = method_of(Options(preset=preset_name, method=method_name))  # type: ignore[arg-type]
+            except StyleshiftError:
+                return [gr.skip() for _ in switched]  # the job will say what is wrong
+            hidden = "gatys" if chosen in FEEDFORWARD else "feedforward"
+            return [
+                gr.update(visible=FIELD_METHODS[name] != hidden)
+                for name, w in widgets.items()
+                if FIELD_METHODS[name] != "common"
+            ]
+
+        for trigger in (preset, method):
+            trigger.change(show_what_applies, [preset, method], switched, queue=False)
 
         if gallery is not None:
             thumbs, paths = gallery

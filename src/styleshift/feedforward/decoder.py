@@ -6,6 +6,7 @@ encoder level and pooling it inverts, so a file for another level is refused by 
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -27,7 +28,9 @@ LEVELS: tuple[str, ...] = get_args(Level)
 
 def check_level(level: str) -> str:
     if level not in LEVELS:
-        raise OptionError(f"unknown decoder level '{level}'; use one of {', '.join(LEVELS)}")
+        close = difflib.get_close_matches(level, LEVELS, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(LEVELS)}"
+        raise OptionError(f"unknown decoder level '{level}'; {hint}")
     return level
 
 

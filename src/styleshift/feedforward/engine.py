@@ -15,39 +15,62 @@ from PIL import Image
 from torch import Tensor
 
 from .. import color
+from ..errors import InputError
 from ..image import ImageLike, as_image, resize_long_side, split_alpha, to_image, to_tensor
 from ..vgg import VGGFeatures, stride
 from .decoder import Decoder, ModelInfo, load_model, pad_to_multiple
 from .transforms import stylise_features
 
-# The decoder shipped inside the package (docs/model-card.md) and its sha256, checked
+# The decoders shipped inside the package (docs/model-card.md) and their sha256, checked
 # on every load so that a damaged install fails by name instead of painting noise.
-SHIPPED_MODEL = "decoder-relu4_1.safetensors"
-SHIPPED_SHA256 = "0" * 64
+SHIPPED: dict[str, tuple[str, str]] = {
+    "relu4_1": (
+        "decoder-relu4_1.safetensors",
+        "42b8a74c2766497417e9c2880da3e0fea698e0f82410c137466b657fc80fd762",
+    ),
+}
 
 
-def shipped_model() -> Path:
-    return Path(str(resources.files("styleshift") / "models" / SHIPPED_MODEL))
+def shipped_model(level: str = "relu4_1") -> Path:
+    return Path(str(resources.files("styleshift") / "models" / SHIPPED[level][0]))
 
 
 class FeedForward:
-    """Stylises in one pass with a decoder; `stylise` works on tensors in 0..1."""
+    """Stylises in one pass per level with decoders; `stylise` works on tensors in 0..1."""
 
     def __init__(self, vgg_state: Mapping[str, Tensor], device: torch.device) -> None:
         self.device = device
         self._vgg = vgg_state
         self._models: dict[str, tuple[Decoder, ModelInfo]] = {}
 
-    def model(self, path: str | None = None) -> tuple[Decoder, ModelInfo]:
-        """A decoder by path (None: the shipped one), loaded once."""
-        key = path or ""
+    def _load(self, path: Path, sha256: str | None = None) -> tuple[Decoder, ModelInfo]:
+        key = str(path)
         if key not in self._models:
-            if path is None:
-                decoder, info = load_model(shipped_model(), sha256=SHIPPED_SHA256)
-            else:
-                decoder, info = load_model(Path(path))
+            decoder, info = load_model(path, sha256=sha256)
             self._models[key] = (decoder.to(self.device), info)
         return self._models[key]
+
+    def decoders(
+        self, levels: Sequence[str], models: Sequence[str] = ()
+    ) -> list[tuple[Decoder, ModelInfo]]:
+        """A decoder for each level: the user's files for the levels they were trained
+        at, the shipped ones for the others. Raises InputError for a level without one."""
+        given = {}
+        for path in models:
+            decoder, info = self._load(Path(path))
+            given[info.level] = (decoder, info)
+        found = []
+        for level in levels:
+            if level in given:
+                found.append(given[level])
+            elif level in SHIPPED:
+                found.append(self._load(shipped_model(level), SHIPPED[level][1]))
+            else:
+                raise InputError(
+                    f"no decoder for level {level}; train one with `styleshift train "
+                    f"--level {level}` and pass it with --model"
+                )
+        return found
 
     @torch.no_grad()
     def stylise(
@@ -58,35 +81,46 @@ class FeedForward:
         *,
         transform: str,
         strength: float = 1.0,
-        model: str | None = None,
+        levels: Sequence[str] = ("relu4_1",),
+        models: Sequence[str] = (),
         dtype: torch.dtype = torch.float32,
         on_stage: Callable[[int], None] | None = None,
     ) -> Tensor:
-        """(1, 3, H, W) content and styles in 0..1 -> the stylised (1, 3, H, W) in 0..1."""
-        decoder, info = self.model(model)
-        encoder = VGGFeatures(self._vgg, (info.level,), info.pooling, dtype)
+        """(1, 3, H, W) content and styles in 0..1 -> the stylised (1, 3, H, W) in 0..1.
+
+        With several levels (deepest first) the picture of each is the content of the
+        next, so the coarse structures of the style come first and the fine ones last
+        (universal style transfer's multi-level stylisation)."""
         h, w = content.shape[-2:]
-        multiple = stride(info.level)
         reduced = dtype != torch.float32
+        x = content.to(self.device)
+        stage = 0
+        for decoder, info in self.decoders(levels, models):
+            encoder = VGGFeatures(self._vgg, (info.level,), info.pooling, dtype)
+            features = [_encode(encoder, image, self.device) for image in (x, *styles)]
+            mixed = stylise_features(transform, features[0], features[1:], weights, strength)
+            stage += 1
+            if on_stage is not None:
+                on_stage(stage)
+            y = mixed.unsqueeze(0)
+            if reduced:
+                y = y.contiguous(memory_format=torch.channels_last)
+                decoder = decoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            with torch.autocast(self.device.type, dtype=dtype, enabled=reduced):
+                out: Tensor = decoder(y)
+            x = out.float()[..., :h, :w].clamp(0, 1).contiguous()
+            stage += 1
+            if on_stage is not None:
+                on_stage(stage)
+        return x
 
-        def encode(image: Tensor) -> Tensor:
-            features: Tensor = encoder(pad_to_multiple(image.to(self.device), multiple))[info.level]
-            return features[0]
 
-        features = encode(content)
-        style_features = [encode(s) for s in styles]
-        if on_stage is not None:
-            on_stage(1)
-        mixed = stylise_features(transform, features, style_features, weights, strength)
-        if on_stage is not None:
-            on_stage(2)
-        x = mixed.unsqueeze(0)
-        if reduced:
-            x = x.contiguous(memory_format=torch.channels_last)
-            decoder = decoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        with torch.autocast(self.device.type, dtype=dtype, enabled=reduced):
-            out: Tensor = decoder(x)
-        return out.float()[..., :h, :w].clamp(0, 1)
+def _encode(encoder: VGGFeatures, image: Tensor, device: torch.device) -> Tensor:
+    """(C, h, w) features of one image, padded so the decoder gives back its size."""
+    (level,) = encoder.layers
+    padded = pad_to_multiple(image.to(device), stride(level))
+    features: Tensor = encoder(padded)[level]
+    return features[0]
 
 
 def prepare(

@@ -17,6 +17,8 @@ import contextlib
 import hashlib
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -320,6 +322,7 @@ def train(
             _save_checkpoint(ckpt_path, s, decoder, optimiser, step, history, seconds())
         last_checkpoint = time.perf_counter()
 
+    previous_term = _stop_on_sigterm()
     try:
         while step < s.steps:
             for group in optimiser.param_groups:
@@ -373,9 +376,23 @@ def train(
             save()
         raise TrainingInterrupted(result()) from None
     finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
     return result()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_sigterm() -> Any:
+    """A plain `kill` (and a scheduler's stop) saves a checkpoint like Ctrl-C does; only
+    the main thread can take signals."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _validation_images(sources: Sequence[str | os.PathLike[str]]) -> list[Any]:

@@ -1,0 +1,294 @@
+"""Benchmark of the feed-forward (instant) method: speed, its arithmetic floor, and quality.
+
+    .venv/bin/python bench/instant.py speed      # API and CLI time at 512 px, float32 and bfloat16
+    .venv/bin/python bench/instant.py quality    # every transform on photos x paintings
+    .venv/bin/python bench/instant.py quality --compare 4   # also fast and balanced on 4 pairs
+
+Speed: one 512 x 512 photo and painting; the API time is `engine.run` with the network
+and decoder loaded (median of --repeats), the CLI time a whole `styleshift stylize
+--preset instant` process (median of 3). The floor is the multiply-adds of the
+encoder (photo and painting) and the decoder over the measured peak rate of a large
+float32 / bfloat16 matrix product on this machine.
+
+Quality (metrics.py's independent scorer, the output's own size): content similarity
+(relu4_2 cosine with the photo) and style reduction (how many times closer to the
+painting's Gram matrices than the photo was), per pair and summarised as median and
+10th percentile. Photos: ../shared/images/content plus, when present, the held-out
+validation photos of training-data/val (scripts/training_data.py).
+
+Prints Markdown tables and writes bench/instant_results.json (--out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import nn
+
+from styleshift import Options, StyleTransfer
+from styleshift.device import has_fast_bfloat16
+from styleshift.image import load_image, split_alpha
+from styleshift.metrics import Scorer
+from styleshift.weights import ensure_weights, load_state_dict
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("STYLESHIFT_SHARED", REPO.parent / "shared")) / "images"
+PAINTINGS = (
+    "vangogh_starry_night.jpg",
+    "hokusai_great_wave.jpg",
+    "kandinsky_composition_vii.jpg",
+    "munch_the_scream.jpg",
+    "picabia_udnie.jpg",
+    "seurat_sunday_grande_jatte.jpg",
+)
+TRANSFORMS = ("adain", "wct", "efdm")
+
+
+def cpu_facts() -> dict[str, Any]:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": model,
+        "amx": has_fast_bfloat16(torch.device("cpu")),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "load_average_at_start": os.getloadavg()[0],
+    }
+
+
+def rgb(path: Path) -> Image.Image:
+    return split_alpha(load_image(path))[0]
+
+
+def square(image: Image.Image, side: int) -> Image.Image:
+    short = min(image.size)
+    left, top = (image.width - short) // 2, (image.height - short) // 2
+    box = (left, top, left + short, top + short)
+    return image.crop(box).resize((side, side), Image.Resampling.LANCZOS)
+
+
+def peak_flops(dtype: torch.dtype, seconds: float = 2.0) -> float:
+    """Multiply-add rate of a large matrix product: the best this CPU does in `dtype`."""
+    a = torch.randn(2048, 2048, dtype=dtype)
+    b = torch.randn(2048, 2048, dtype=dtype)
+    a @ b  # warm-up
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        runs += 1
+    return 2 * 2048**3 * runs / (time.perf_counter() - start)
+
+
+def conv_macs(engine: StyleTransfer, side: int) -> int:
+    """Multiply-adds of encoder (photo and painting) plus decoder at side x side."""
+    decoder, info = engine.feedforward.model()
+    from styleshift.vgg import VGGFeatures
+
+    encoder = VGGFeatures(engine._state, (info.level,), info.pooling)
+    total = 0
+
+    def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        nonlocal total
+        assert isinstance(module, nn.Conv2d)
+        k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels
+        total += output.numel() * k
+
+    handles = [m.register_forward_hook(hook) for m in encoder.modules() if isinstance(m, nn.Conv2d)]
+    handles += [
+        m.register_forward_hook(hook) for m in decoder.modules() if isinstance(m, nn.Conv2d)
+    ]
+    with torch.no_grad():
+        features = encoder(torch.rand(1, 3, side, side))[info.level]
+        encoder_macs = total
+        decoder(features)
+    for h in handles:
+        h.remove()
+    return total + encoder_macs  # the painting is encoded too
+
+
+def speed(args: argparse.Namespace) -> dict[str, Any]:
+    engine = StyleTransfer(device="cpu")
+    photo = square(rgb(SHARED / "content" / "kodim23_parrots.png"), args.size)
+    painting = square(rgb(SHARED / "style" / "vangogh_starry_night.jpg"), args.size)
+    macs = conv_macs(engine, args.size)
+    rows = []
+    precisions = ["float32", "bfloat16"] if has_fast_bfloat16(torch.device("cpu")) else ["float32"]
+    for precision in precisions:
+        options = Options(preset="instant", size=args.size, precision=precision)
+        engine.run(photo, painting, options)  # warm-up: loads the decoder, first-call costs
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            engine.run(photo, painting, options)
+            times.append(time.perf_counter() - start)
+        dtype = torch.float32 if precision == "float32" else torch.bfloat16
+        peak = peak_flops(dtype)
+        api = statistics.median(times)
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = [Path(tmp) / "photo.png", Path(tmp) / "painting.png"]
+            photo.save(paths[0])
+            painting.save(paths[1])
+            cli = []
+            for run in range(3):
+                start = time.perf_counter()
+                subprocess.run(
+                    [sys.executable, "-m", "styleshift", "stylize", *map(str, paths), "-q",
+                     "-o", str(Path(tmp) / f"out{run}.png"), "--preset", "instant",
+                     "--size", str(args.size), "--precision", precision],
+                    check=True,
+                )  # fmt: skip
+                cli.append(time.perf_counter() - start)
+        rows.append(
+            {
+                "precision": precision,
+                "api_s": api,
+                "api_runs": times,
+                "cli_s": statistics.median(cli),
+                "cli_runs": cli,
+                "gmacs": macs / 1e9,
+                "peak_gflops": peak / 1e9,
+                "floor_s": 2 * macs / peak,
+                "api_over_floor": api / (2 * macs / peak),
+            }
+        )
+    return {"size": args.size, "rows": rows}
+
+
+def speed_table(report: dict[str, Any], facts: dict[str, Any]) -> str:
+    lines = [
+        f"instant at {report['size']} x {report['size']} on {facts['cpu']} "
+        f"({facts['threads']} threads, AMX: {facts['amx']})",
+        "",
+        "| precision | API s (median) | CLI s (median) | GMAC | peak GFLOP/s | floor s "
+        "| API / floor |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["rows"]:
+        lines.append(
+            f"| {r['precision']} | {r['api_s']:.2f} | {r['cli_s']:.2f} | {r['gmacs']:.1f} | "
+            f"{r['peak_gflops']:.0f} | {r['floor_s']:.2f} | {r['api_over_floor']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def photos(extra: Path | None) -> list[Path]:
+    found = sorted((SHARED / "content").iterdir())
+    if extra is not None and extra.is_dir():
+        found += sorted(
+            p for p in extra.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".webp"}
+        )
+    return found
+
+
+def quality(args: argparse.Namespace) -> dict[str, Any]:
+    engine = StyleTransfer(device="cpu")
+    scorer = Scorer(load_state_dict(ensure_weights()))
+    pairs = [(p, SHARED / "style" / s) for p in photos(args.extra) for s in PAINTINGS]
+    methods = [f"instant-{t}" for t in TRANSFORMS]
+    rows = []
+    save = Path(args.save_images) if args.save_images else None
+    for index, (photo_path, painting_path) in enumerate(pairs):
+        photo, painting = rgb(photo_path), rgb(painting_path)
+        configs = {m: Options(method=m.split("-")[1], size=args.size) for m in methods}
+        # The optimisation presets on one pair per photo, each with another painting.
+        photo_index, painting_index = divmod(index, len(PAINTINGS))
+        if photo_index < args.compare and painting_index == photo_index % len(PAINTINGS):
+            configs["fast"] = Options(preset="fast", size=args.size)
+            configs["balanced"] = Options(preset="balanced", size=args.size)
+            configs["balanced+instant"] = Options(preset="balanced", size=args.size, init="instant")
+        for name, options in configs.items():
+            start = time.perf_counter()
+            result = engine.run(photo, painting, options)
+            seconds = time.perf_counter() - start
+            scores = scorer.score(result.image, photo, painting)
+            rows.append(
+                {
+                    "photo": photo_path.name,
+                    "painting": painting_path.name,
+                    "method": name,
+                    "seconds": seconds,
+                    "content_similarity": scores.content_similarity,
+                    "style_reduction": scores.style_reduction,
+                }
+            )
+            if save is not None:
+                save.mkdir(parents=True, exist_ok=True)
+                result.image.save(save / f"{photo_path.stem}__{painting_path.stem}__{name}.jpg")
+        print(f"{index + 1}/{len(pairs)} {photo_path.name} x {painting_path.name}", file=sys.stderr)
+    return {"size": args.size, "rows": rows, "summary": summarise(rows)}
+
+
+def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    summary = {}
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = [r for r in rows if r["method"] == method]
+        sims = sorted(r["content_similarity"] for r in mine)
+        summary[method] = {
+            "pairs": len(mine),
+            "content_p10": sims[max(0, round(0.1 * (len(sims) - 1)))],
+            "content_median": statistics.median(sims),
+            "style_reduction_median": statistics.median(r["style_reduction"] for r in mine),
+            "seconds_median": statistics.median(r["seconds"] for r in mine),
+        }
+    return summary
+
+
+def quality_table(report: dict[str, Any]) -> str:
+    lines = [
+        f"at {report['size']} px",
+        "",
+        "| method | pairs | content sim. p10 | median | style reduction (median) | s (median) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for method, s in report["summary"].items():
+        lines.append(
+            f"| {method} | {s['pairs']} | {s['content_p10']:.3f} | {s['content_median']:.3f} | "
+            f"{s['style_reduction_median']:.1f}x | {s['seconds_median']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=["speed", "quality"])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--compare", type=int, default=0, metavar="N",
+        help="also run fast, balanced and balanced from instant on N photos",
+    )  # fmt: skip
+    parser.add_argument("--extra", type=Path, default=REPO / "training-data" / "val")
+    parser.add_argument("--save-images", default=None, metavar="DIR")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    facts = cpu_facts()
+    report = speed(args) if args.what == "speed" else quality(args)
+    report["machine"] = facts
+    table = speed_table(report, facts) if args.what == "speed" else quality_table(report)
+    print(table)
+    out = args.out or REPO / "bench" / f"instant_{args.what}.json"
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
