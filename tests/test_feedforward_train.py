@@ -173,7 +173,7 @@ def test_a_kill_saves_a_checkpoint_to_resume_from(
         if int(line) >= 3:
             break
     proc.terminate()
-    _, err = proc.communicate(timeout=60)
+    proc.communicate(timeout=60)
     assert proc.returncode != 0  # stopped, not finished
     saved = torch.load(checkpoint_path(out), weights_only=True)["step"]
     assert saved >= 3
