@@ -203,18 +203,28 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
     engine = StyleTransfer(device="cpu")
     scorer = Scorer(load_state_dict(ensure_weights()))
     pairs = [(p, SHARED / "style" / s) for p in photos(args.extra) for s in PAINTINGS]
-    methods = [f"instant-{t}" for t in TRANSFORMS]
+    levels = [tuple(group.split(",")) for group in args.levels.split(";")]
+    models = tuple(args.model) or None
+    instant = {
+        f"instant-{t}" + ("" if len(lv) == 1 else f"-{len(lv)}levels"): Options(
+            method=t, size=args.size, levels=lv, model=models
+        )
+        for lv in levels
+        for t in args.transforms.split(",")
+    }
     rows = []
     save = Path(args.save_images) if args.save_images else None
     for index, (photo_path, painting_path) in enumerate(pairs):
         photo, painting = rgb(photo_path), rgb(painting_path)
-        configs = {m: Options(method=m.split("-")[1], size=args.size) for m in methods}
+        configs = dict(instant)
         # The optimisation presets on one pair per photo, each with another painting.
         photo_index, painting_index = divmod(index, len(PAINTINGS))
         if photo_index < args.compare and painting_index == photo_index % len(PAINTINGS):
             configs["fast"] = Options(preset="fast", size=args.size)
             configs["balanced"] = Options(preset="balanced", size=args.size)
-            configs["balanced+instant"] = Options(preset="balanced", size=args.size, init="instant")
+            configs["balanced+instant"] = Options(
+                preset="balanced", size=args.size, init="instant", model=models
+            )
         for name, options in configs.items():
             start = time.perf_counter()
             result = engine.run(photo, painting, options)
@@ -235,6 +245,34 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
                 result.image.save(save / f"{photo_path.stem}__{painting_path.stem}__{name}.jpg")
         print(f"{index + 1}/{len(pairs)} {photo_path.name} x {painting_path.name}", file=sys.stderr)
     return {"size": args.size, "rows": rows, "summary": summarise(rows)}
+
+
+def contact_sheet(
+    rows: Sequence[dict[str, Any]], images: Path, out: Path, worst: int, extra: Path | None
+) -> None:
+    """The photo, the painting and every method's picture for the pairs where the default
+    instant method kept the least of the photo (and every pair the presets also ran)."""
+    default = f"instant-{TRANSFORMS[0]}"
+    by_pair: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        by_pair.setdefault((r["photo"], r["painting"]), {})[r["method"]] = r
+    compared = [p for p, runs in by_pair.items() if "balanced" in runs]
+    ranked = sorted(by_pair, key=lambda p: by_pair[p][default]["content_similarity"])
+    pairs = list(dict.fromkeys(ranked[:worst] + compared))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    cell = 192
+    sheet = Image.new("RGB", (cell * (2 + len(methods)), cell * len(pairs)), "white")
+    for row, (photo, painting) in enumerate(pairs):
+        photo_path = next(p for p in photos(extra) if p.name == photo)
+        tiles = [rgb(photo_path), rgb(SHARED / "style" / painting)]
+        for method in methods:
+            path = images / f"{Path(photo).stem}__{Path(painting).stem}__{method}.jpg"
+            tiles.append(Image.open(path) if path.is_file() else Image.new("RGB", (1, 1), "white"))
+        for col, tile in enumerate(tiles):
+            tile = tile.copy()
+            tile.thumbnail((cell - 4, cell - 4))
+            sheet.paste(tile, (col * cell + 2, row * cell + 2))
+    sheet.save(out, quality=88)
 
 
 def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -277,11 +315,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also run fast, balanced and balanced from instant on N photos",
     )  # fmt: skip
     parser.add_argument("--extra", type=Path, default=REPO / "training-data" / "val")
+    parser.add_argument("--transforms", default=",".join(TRANSFORMS))
+    parser.add_argument(
+        "--levels", default="relu4_1", help="level sets to compare, e.g. 'relu4_1;relu4_1,relu3_1'"
+    )
+    parser.add_argument("--model", nargs="*", default=[], help="decoder files to use")
     parser.add_argument("--save-images", default=None, metavar="DIR")
+    parser.add_argument(
+        "--sheet", type=Path, default=None, help="with --save-images: write a contact sheet"
+    )
+    parser.add_argument("--worst", type=int, default=6, help="worst pairs on the sheet")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     facts = cpu_facts()
     report = speed(args) if args.what == "speed" else quality(args)
+    if args.sheet is not None and args.save_images is not None:
+        contact_sheet(report["rows"], Path(args.save_images), args.sheet, args.worst, args.extra)
     report["machine"] = facts
     table = speed_table(report, facts) if args.what == "speed" else quality_table(report)
     print(table)

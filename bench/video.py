@@ -93,17 +93,26 @@ def run_clip(
     }
     print(f"{name} independent: {runs['independent']}", file=sys.stderr)
     first = independent[0]
-    for weight in args.temporal_weights:
-        settings = VideoSettings(temporal_weight=weight, later_iterations=args.later_iterations)
+    instant = independent[0].options.feedforward
+    # Feed-forward presets mix in the warped previous frame (blend); the optimisation
+    # ties each frame to it (temporal weight).
+    variants = args.blends if instant else args.temporal_weights
+    for weight in variants:
+        settings = (
+            VideoSettings(blend=weight)
+            if instant
+            else VideoSettings(temporal_weight=weight, later_iterations=args.later_iterations)
+        )
+        label = f"video blend={weight:g}" if instant else f"video w={weight:g}"
         stylizer = VideoStylizer(engine, style, options, settings)
         # The video's first frame is this same full-preset run: reuse it, don't repeat it.
         stylizer.prime(frames[0], first.image, 1)
         with CpuClock() as clock:
             later = list(stylizer.stream(frames[1:]))
         later_s = statistics.fmean(r.seconds for r in later)
-        runs[f"video w={weight:g}"] = {
-            "temporal_weight": weight,
-            "later_iterations": args.later_iterations,
+        runs[label] = {
+            "blend" if instant else "temporal_weight": weight,
+            "later_iterations": None if instant else args.later_iterations,
             **flicker(contents, [np.asarray(first.image)] + [np.asarray(r.image) for r in later]),
             "first_s": first.seconds,
             "later_s": later_s,
@@ -111,7 +120,7 @@ def run_clip(
             "per_frame_s": (first.seconds + later_s * len(later)) / len(frames),
             "cpu_util": clock.util,
         }
-        print(f"{name} video w={weight:g}: {runs[f'video w={weight:g}']}", file=sys.stderr)
+        print(f"{name} {label}: {runs[label]}", file=sys.stderr)
     h, w = contents[0].shape[:2]
     return {"clip": name, "frames": len(contents), "size": [w, h], "runs": runs}
 
@@ -146,7 +155,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="4 frames at 128 px, one clip")
     p.add_argument("--frames", type=int, default=10, help="frames per clip (default 10)")
     p.add_argument("--size", type=int, default=360, help="long side in pixels (default 360)")
-    p.add_argument("--preset", default="fast", help="preset for both ways (default fast)")
+    p.add_argument(
+        "--preset", default="fast", help="preset for both ways (default fast; or instant)"
+    )
     p.add_argument("--style", default="vangogh_starry_night.jpg", help="style image file name")
     p.add_argument("--clips", default=",".join(CLIPS), help="comma-separated clip names")
     p.add_argument(
@@ -154,6 +165,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[VideoSettings().temporal_weight], help="one video run per weight",
     )  # fmt: skip
     p.add_argument("--later-iterations", type=int, default=VideoSettings().later_iterations)
+    p.add_argument(
+        "--blends", type=lambda s: [float(x) for x in s.split(",")],
+        default=[VideoSettings().blend], help="with --preset instant: one video run per blend",
+    )  # fmt: skip
     p.add_argument("--images", type=Path, default=default_images_dir())
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=None, help="default bench/video_results.json")

@@ -115,23 +115,24 @@ def test_two_processes_under_torchrun_end_with_identical_weights(
         "import json, os, sys\n"
         "from styleshift.feedforward.train import TrainSettings, train\n"
         "r = train([sys.argv[1]], sys.argv[2], TrainSettings(level='relu2_1', batch_size=2,"
-        " crop=64, steps=4, seed=1))\n"
+        " crop=64, steps=int(sys.argv[3]), seed=1))\n"
         "print(json.dumps({'rank': int(os.environ['RANK']), 'digest': r.digest,"
-        " 'world': r.world_size}), flush=True)\n"
+        " 'world': r.world_size, 'first': r.history[0]['step']}), flush=True)\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-         str(script), str(photos), str(tmp_path / "ddp.safetensors")],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    reports = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert sorted(r["rank"] for r in reports) == [0, 1]
-    assert {r["world"] for r in reports} == {2}
-    assert reports[0]["digest"] == reports[1]["digest"]
-    _, info = load_model(tmp_path / "ddp.safetensors")
-    assert info.steps == 4
+    for steps in (4, 6):  # the second run resumes the first's checkpoint on both ranks
+        proc = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+             str(script), str(photos), str(tmp_path / "ddp.safetensors"), str(steps)],
+            capture_output=True, text=True, env=env, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        reports = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+        assert sorted(r["rank"] for r in reports) == [0, 1]
+        assert {r["world"] for r in reports} == {2}
+        assert reports[0]["digest"] == reports[1]["digest"]
+        _, info = load_model(tmp_path / "ddp.safetensors")
+        assert info.steps == steps
 
 
 def test_the_cli_trains_and_resumes(photos: Path, tmp_path: Path, weights_file: Path) -> None:

@@ -230,13 +230,26 @@ def train(
     ckpt_path = checkpoint_path(model_path)
     if model_path.suffix != ".safetensors":
         raise OptionError(f"the model file must end in .safetensors, got '{model_path.name}'")
-    state = _load_checkpoint(ckpt_path, s, resume)
-    if state is None and model_path.exists() and resume is None:
-        raise InputError(
-            f"'{model_path}' exists and has no checkpoint to resume; choose another name"
-        )
-
     rank, world = _distributed()
+    # Rank 0 alone reads the checkpoint and hands it (or its error) to the others, so
+    # machines without shared storage resume from the same state.
+    loaded: list[Any] = [None]
+    if rank == 0:
+        try:
+            loaded[0] = ("ok", _load_checkpoint(ckpt_path, s, resume))
+            if loaded[0][1] is None and model_path.exists() and resume is None:
+                raise InputError(
+                    f"'{model_path}' exists and has no checkpoint to resume; choose another name"
+                )
+        except InputError as e:
+            loaded[0] = ("error", str(e))
+    if world > 1:
+        dist.broadcast_object_list(loaded, src=0)  # our own rank 0's objects
+    if loaded[0][0] == "error":
+        if world > 1:
+            dist.destroy_process_group()
+        raise InputError(loaded[0][1])
+    state = loaded[0][1]
     device = resolve_device(s.device)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
