@@ -4,7 +4,8 @@ BIN := $(VENV)/bin
 CONTENT := ../shared/images/content/tubingen.jpg
 STYLE := ../shared/images/style/vangogh_starry_night.jpg
 
-.PHONY: setup demo weights test lint check bench bench-large bench-video clean
+.PHONY: setup demo weights test lint check bench bench-large bench-video bench-instant \
+	train-decoders clean
 
 setup: $(BIN)/styleshift
 
@@ -15,8 +16,10 @@ $(BIN)/styleshift: pyproject.toml scripts/setup.sh
 weights: setup
 	$(BIN)/styleshift weights fetch
 
+# The instant picture first (seconds), then the optimised one (minutes).
 demo: weights
 	@mkdir -p out
+	$(BIN)/styleshift stylize $(CONTENT) $(STYLE) -o out/demo-instant.png --preset instant --overwrite
 	$(BIN)/styleshift stylize $(CONTENT) $(STYLE) -o out/demo.png --overwrite
 
 test: weights
@@ -38,6 +41,25 @@ bench-large: weights
 # Flicker and speed of `styleshift video` (docs/performance.md).
 bench-video: weights
 	$(BIN)/python bench/video.py
+
+# Speed and quality of the feed-forward method (docs/performance.md).
+bench-instant: weights
+	$(BIN)/python bench/instant.py speed
+	$(BIN)/python bench/instant.py quality --compare 6
+
+# The shipped decoders, from data the package registries provide (docs/feedforward.md).
+# Resumable: run it again after an interruption.
+RELU4_STEPS := 20000
+RELU3_STEPS := 20000
+training-data/manifest.json:
+	$(BIN)/python scripts/training_data.py training-data
+
+train-decoders: weights training-data/manifest.json
+	@mkdir -p training-runs
+	$(BIN)/styleshift train training-data/train --validation training-data/val \
+		--level relu4_1 --steps $(RELU4_STEPS) -o training-runs/relu4_1.safetensors
+	$(BIN)/styleshift train training-data/train --validation training-data/val \
+		--level relu3_1 --steps $(RELU3_STEPS) -o training-runs/relu3_1.safetensors
 
 clean:
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

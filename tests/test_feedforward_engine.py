@@ -224,3 +224,19 @@ def test_cli_instant_end_to_end(tmp_path: Path, images: Path, weights_file: Path
                            missing], capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "y.png").exists()
+
+
+def test_cli_optimisation_from_the_instant_picture(
+    tmp_path: Path, images: Path, weights_file: Path
+) -> None:
+    out = tmp_path / "hybrid.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "styleshift", "stylize", str(images / "content" / "rocket.jpg"),
+         str(images / "style" / "munch_the_scream.jpg"), "-o", str(out), "--size", "64",
+         "--start-size", "64", "--iterations", "2", "--init", "instant", "--json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["options"]["init"] == "instant" and report["options"]["method"] == "gatys"
+    assert out.is_file()

@@ -142,6 +142,30 @@ def test_stylise_in_the_browser(chromium: Path, server: str, images: Path, tmp_p
     assert requests, "no requests recorded"
 
 
+def test_instant_in_the_browser(chromium: Path, server: str, images: Path) -> None:
+    """Choosing instant hides the optimisation's fields and shows the strength; the picture
+    comes in one pass."""
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server)
+        page.locator("#content input[type=file]").set_input_files(
+            images / "content" / "kodim23_parrots.png"
+        )
+        page.locator("#style-1 input[type=file]").set_input_files(
+            images / "style" / "hokusai_great_wave.jpg"
+        )
+        assert not page.locator("#opt-strength").is_visible()
+        page.locator("#opt-preset").get_by_text("instant", exact=True).click()
+        page.locator("#opt-strength").wait_for(state="visible", timeout=10_000)
+        assert not page.locator("#opt-style-weight").is_visible()
+        _fill(page, "#opt-size input[type=number]", "128")
+        page.locator("#stylise").click()
+        page.locator("#status").get_by_text(re.compile("done in")).wait_for(timeout=60_000)
+        page.locator("#preview img").wait_for(timeout=10_000)
+        browser.close()
+
+
 def _fill(page: object, selector: str, value: str) -> None:
     box = page.locator(selector).first  # type: ignore[attr-defined]
     box.fill(value)

@@ -225,7 +225,8 @@ def _add_video_parser(commands: Any) -> None:
         help="stylise a video without flicker, keeping its frame rate and sound",
         description="Stylise INPUT (a video file or a folder of numbered frames) in the manner "
         "of STYLE. Each frame after the first starts from the previous result moved along the "
-        "optical flow and is tied to it, so the result does not flicker. Finished frames are "
+        "optical flow and is tied to it, so the result does not flicker; with --preset instant "
+        "each frame is one pass, mixed with that moved previous result. Finished frames are "
         "kept in a work folder; running the same command again resumes an interrupted run.",
     )
     video.add_argument(
@@ -529,7 +530,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
     resolve_options(options, device, len(args.styles))
     content = as_image(args.content, what="content image")
     styles = [as_image(s, what="style image") for s in args.styles]
-    if options.init not in ("content", "noise"):
+    if options.init not in ("content", "noise", "instant"):
         as_image(options.init, what="init image")
     reporter = _Reporter(enabled=not args.quiet and sys.stderr.isatty())
     try:
