@@ -240,3 +240,27 @@ def test_cli_optimisation_from_the_instant_picture(
     report = json.loads(proc.stdout)
     assert report["options"]["init"] == "instant" and report["options"]["method"] == "gatys"
     assert out.is_file()
+
+
+def test_a_painting_is_encoded_once_for_many_pictures(
+    engine: StyleTransfer,
+    photo: Image.Image,
+    painting: Image.Image,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from styleshift.feedforward import engine as feedforward_engine
+
+    calls: list[tuple[int, ...]] = []
+    real = feedforward_engine._encode
+
+    def counting(encoder: VGGFeatures, image: torch.Tensor, device: torch.device) -> torch.Tensor:
+        calls.append(tuple(image.shape))
+        return real(encoder, image, device)
+
+    monkeypatch.setattr(feedforward_engine, "_encode", counting)
+    opts = Options(preset="instant", size=96, style_scale=0.77)  # a size no other test uses
+    first = engine.run(photo, painting, opts)
+    assert len(calls) == 2  # the painting, then the photo
+    second = engine.run(photo, painting, opts)
+    assert len(calls) == 3  # the photo alone
+    assert np.array_equal(np.asarray(first.image), np.asarray(second.image))

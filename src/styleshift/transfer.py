@@ -1,4 +1,5 @@
-"""The style transfer engine: Gatys et al. (2016), coarse to fine.
+"""The style transfer engine: Gatys et al. (2016), coarse to fine, and the way in to the
+feed-forward methods (`feedforward`), which share its options, results and progress.
 
 `StyleTransfer` loads the network once and repaints any number of images; `stylize` is
 the one-call form. Progress is reported through a callback with a `Progress` record, so
@@ -218,7 +219,8 @@ FIELD_METHODS: dict[str, str] = {f.name: f.metadata["method"] for f in fields(Op
 
 @dataclass(frozen=True)
 class Progress:
-    """One step of the optimisation, as the callback sees it."""
+    """One step of a run, as the callback sees it: an evaluation of the optimisation, or a
+    stage of a feed-forward pass (one scale; its loss is NaN)."""
 
     scale: int  # 1-based
     scales: int

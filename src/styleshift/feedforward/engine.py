@@ -6,6 +6,9 @@ calls `run` for the feed-forward methods, so both return the same `Result`.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -35,6 +38,9 @@ def shipped_model(level: str = "relu4_1") -> Path:
     return Path(str(resources.files("styleshift") / "models" / SHIPPED[level][0]))
 
 
+STYLE_CACHE = 8  # paintings x levels whose features are kept
+
+
 class FeedForward:
     """Stylises in one pass per level with decoders; `stylise` works on tensors in 0..1."""
 
@@ -42,6 +48,24 @@ class FeedForward:
         self.device = device
         self._vgg = vgg_state
         self._models: dict[str, tuple[Decoder, ModelInfo]] = {}
+        self._styles: OrderedDict[tuple[object, ...], Tensor] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _style_features(self, encoder: VGGFeatures, style: Tensor, info: ModelInfo) -> Tensor:
+        """A painting's features, kept for the next calls: a video or a batch encodes its
+        painting once, not once a frame."""
+        digest = hashlib.blake2b(style.detach().cpu().numpy().tobytes(), digest_size=16)
+        key = (info.level, info.pooling, encoder.dtype, tuple(style.shape), digest.hexdigest())
+        with self._lock:  # the web page runs jobs in several threads
+            if key in self._styles:
+                self._styles.move_to_end(key)
+                return self._styles[key]
+        features = _encode(encoder, style, self.device)
+        with self._lock:
+            self._styles[key] = features
+            while len(self._styles) > STYLE_CACHE:
+                self._styles.popitem(last=False)
+        return features
 
     def _load(self, path: Path, sha256: str | None = None) -> tuple[Decoder, ModelInfo]:
         key = str(path)
@@ -97,8 +121,9 @@ class FeedForward:
         stage = 0
         for decoder, info in self.decoders(levels, models):
             encoder = VGGFeatures(self._vgg, (info.level,), info.pooling, dtype)
-            features = [_encode(encoder, image, self.device) for image in (x, *styles)]
-            mixed = stylise_features(transform, features[0], features[1:], weights, strength)
+            style_features = [self._style_features(encoder, s, info) for s in styles]
+            content_features = _encode(encoder, x, self.device)
+            mixed = stylise_features(transform, content_features, style_features, weights, strength)
             stage += 1
             if on_stage is not None:
                 on_stage(stage)
