@@ -141,6 +141,7 @@ def test_progress_reports_three_steps_and_the_picture(
     seen = []
     result = engine.run(photo, painting, Options(preset="instant", size=SIZE), callback=seen.append)
     assert [p.step for p in seen] == [1, 2, 3] and seen[-1].total_steps == 3
+    assert [p.stage for p in seen] == ["relu4_1 transformed", "relu4_1 decoded", "done"]
     assert np.array_equal(np.asarray(seen[-1].image()), np.asarray(result.image))
 
 

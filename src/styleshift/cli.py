@@ -460,10 +460,13 @@ class _Reporter:
                 bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
                 "[{elapsed}{postfix}]",
             )
-        self.bar.set_description_str(f"scale {p.scale}/{p.scales} {p.size[0]}x{p.size[1]}")
-        eta = "?" if p.eta is None else clock(p.eta)
-        loss = f"loss {p.loss:.4g}, " if math.isfinite(p.loss) else ""
-        self.bar.set_postfix_str(f"{loss}ETA {eta}", refresh=False)
+        where = p.stage or f"scale {p.scale}/{p.scales}"
+        self.bar.set_description_str(f"{where} {p.size[0]}x{p.size[1]}")
+        if p.stage:  # a feed-forward pass: seconds, nothing to estimate
+            self.bar.set_postfix_str(f"{p.elapsed:.1f} s", refresh=False)
+        else:
+            eta = "?" if p.eta is None else clock(p.eta)
+            self.bar.set_postfix_str(f"loss {p.loss:.4g}, ETA {eta}", refresh=False)
         self.bar.update(p.done_steps - self.bar.n)
 
     def frame(self, p: Any) -> None:

@@ -43,6 +43,8 @@ class Update:
 
 
 def describe(p: Progress) -> str:
+    if p.stage:
+        return f"instant ({p.size[0]}×{p.size[1]}) · {p.stage} · {p.elapsed:.1f} s"
     eta = "…" if p.eta is None else clock(p.eta)
     return (
         f"scale {p.scale}/{p.scales} ({p.size[0]}×{p.size[1]}) · step {p.step}/{p.steps} · "

@@ -234,6 +234,7 @@ class Progress:
     elapsed: float  # seconds since the run started
     eta: float | None  # seconds left, once there is a rate to go by
     render: Callable[[], Image.Image] = field(repr=False, compare=False)
+    stage: str = ""  # a feed-forward pass's stage ("relu4_1 transformed", ...); else ""
 
     def image(self) -> Image.Image:
         """The image as it is now (costs a conversion, so only on request)."""
@@ -550,7 +551,8 @@ class StyleTransfer:
         opts: Options,
         callback: ProgressFn | None,
     ) -> Result:
-        """One pass: encode, transform, decode, reported as three steps of one scale."""
+        """One pass per level: encode and transform, then decode, each reported as a step
+        of one scale, and a last step for the finished picture."""
         assert opts.size is not None
         start = time.perf_counter()
         image, alpha, style_images = open_inputs(content, styles)
@@ -558,14 +560,20 @@ class StyleTransfer:
         size = (int(c.shape[-1]), int(c.shape[-2]))
         self.feedforward.decoders(opts.levels, opts.model or ())  # bad files fail first
         picture: list[Image.Image] = []
-        steps = 2 * len(opts.levels) + 1  # encode and transform, decode; then finish
+        steps = 2 * len(opts.levels) + 1
+        done = [0]
 
-        def stage(step: int) -> None:
+        def stage(name: str) -> None:
+            done[0] += 1
             if callback is None:
                 return
             render = (lambda: picture[0]) if picture else (lambda: image.resize(size))
             elapsed = time.perf_counter() - start
-            callback(Progress(1, 1, size, step, 3, step, 3, math.nan, {}, elapsed, None, render))
+            step = done[0]
+            callback(
+                Progress(1, 1, size, step, steps, step, steps, math.nan, {}, elapsed, None,
+                         render, stage=name)
+            )  # fmt: skip
 
         out = self.feedforward.stylise(
             c,
@@ -581,7 +589,7 @@ class StyleTransfer:
         picture.append(finish(out, image, opts.preserve_color))
         if alpha is not None:
             picture[0].putalpha(alpha.resize(size, Image.Resampling.LANCZOS))
-        stage(steps)
+        stage("done")
         seconds = time.perf_counter() - start
         return Result(
             image=picture[0],

@@ -108,7 +108,7 @@ class FeedForward:
         levels: Sequence[str] = ("relu4_1",),
         models: Sequence[str] = (),
         dtype: torch.dtype = torch.float32,
-        on_stage: Callable[[int], None] | None = None,
+        on_stage: Callable[[str], None] | None = None,
     ) -> Tensor:
         """(1, 3, H, W) content and styles in 0..1 -> the stylised (1, 3, H, W) in 0..1.
 
@@ -118,15 +118,13 @@ class FeedForward:
         h, w = content.shape[-2:]
         reduced = dtype != torch.float32
         x = content.to(self.device)
-        stage = 0
         for decoder, info in self.decoders(levels, models):
             encoder = VGGFeatures(self._vgg, (info.level,), info.pooling, dtype)
             style_features = [self._style_features(encoder, s, info) for s in styles]
             content_features = _encode(encoder, x, self.device)
             mixed = stylise_features(transform, content_features, style_features, weights, strength)
-            stage += 1
             if on_stage is not None:
-                on_stage(stage)
+                on_stage(f"{info.level} transformed")
             y = mixed.unsqueeze(0)
             if reduced:
                 y = y.contiguous(memory_format=torch.channels_last)
@@ -134,9 +132,8 @@ class FeedForward:
             with torch.autocast(self.device.type, dtype=dtype, enabled=reduced):
                 out: Tensor = decoder(y)
             x = out.float()[..., :h, :w].clamp(0, 1).contiguous()
-            stage += 1
             if on_stage is not None:
-                on_stage(stage)
+                on_stage(f"{info.level} decoded")
         return x
 
 
