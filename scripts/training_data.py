@@ -69,7 +69,9 @@ def debian_photos(work: Path) -> list[dict[str, str]]:
     items: list[dict[str, str]] = []
     for package, version in DEBIAN_PACKAGES.items():
         subprocess.run(
-            ["apt-get", "download", f"{package}={version}"], cwd=work, check=True,
+            ["apt-get", "download", f"{package}={version}"],
+            cwd=work,
+            check=True,
             stdout=subprocess.DEVNULL,
         )
         deb = next(work.glob(f"{package}_*.deb"))
@@ -104,8 +106,18 @@ def debian_photos(work: Path) -> list[dict[str, str]]:
 
 def skimage_photos(work: Path) -> list[dict[str, str]]:
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q",
-         "-d", str(work), SKIMAGE],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-q",
+            "-d",
+            str(work),
+            SKIMAGE,
+        ],
         check=True,
     )
     wheel = next(work.glob("scikit_image-*.whl"))
@@ -139,15 +151,23 @@ def shared_items(shared: Path, work: Path) -> list[dict[str, str]]:
     for path in sorted((shared / "style").glob("*")):
         if path.suffix.lower() in SUFFIXES:
             items.append(
-                {"path": str(path), "name": f"shared-style/{path.name}",
-                 "source": "../shared/images/style", "original": path.name,
-                 "licence": "public domain (see ../shared/images/SOURCES.md)"}
+                {
+                    "path": str(path),
+                    "name": f"shared-style/{path.name}",
+                    "source": "../shared/images/style",
+                    "original": path.name,
+                    "licence": "public domain (see ../shared/images/SOURCES.md)",
+                }
             )
     for path in sorted((shared / "video").rglob("*.png")):
         items.append(
-            {"path": str(path), "name": f"sintel/{path.name}",
-             "source": "../shared/images/video/sintel_market_frames", "original": path.name,
-             "licence": "CC BY 3.0, (c) copyright Blender Foundation | durian.blender.org"}
+            {
+                "path": str(path),
+                "name": f"sintel/{path.name}",
+                "source": "../shared/images/video/sintel_market_frames",
+                "original": path.name,
+                "licence": "CC BY 3.0, (c) copyright Blender Foundation | durian.blender.org",
+            }
         )
     for clip in sorted((shared / "video").glob("*.mp4")):
         import av
@@ -163,11 +183,14 @@ def shared_items(shared: Path, work: Path) -> list[dict[str, str]]:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 frame.to_image().save(target)
                 items.append(
-                    {"path": str(target), "name": f"frames/{target.name}",
-                     "source": f"../shared/images/video/{clip.name}",
-                     "original": f"frame at {frame.time:.2f} s",
-                     "licence": "CC BY 3.0, (c) copyright 2008, Blender Foundation / "
-                     "www.bigbuckbunny.org"}
+                    {
+                        "path": str(target),
+                        "name": f"frames/{target.name}",
+                        "source": f"../shared/images/video/{clip.name}",
+                        "original": f"frame at {frame.time:.2f} s",
+                        "licence": "CC BY 3.0, (c) copyright 2008, Blender Foundation / "
+                        "www.bigbuckbunny.org",
+                    }
                 )
     return items
 
@@ -194,7 +217,9 @@ def main() -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(item["path"], target)
             record = {k: v for k, v in item.items() if k != "path"}
-            record.update(split=split, file=str(target.relative_to(args.out)), sha256=sha256(target))
+            record.update(
+                split=split, file=str(target.relative_to(args.out)), sha256=sha256(target)
+            )
             manifest.append(record)
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     counts = {s: sum(r["split"] == s for r in manifest) for s in ("train", "val")}
