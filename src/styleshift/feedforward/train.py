@@ -227,173 +227,207 @@ def train(
     s = settings or TrainSettings()
     _check(s)
     model_path = Path(output)
-    ckpt_path = checkpoint_path(model_path)
     if model_path.suffix != ".safetensors":
         raise OptionError(f"the model file must end in .safetensors, got '{model_path.name}'")
     rank, world = _distributed()
-    # Rank 0 alone reads the checkpoint and hands it (or its error) to the others, so
-    # machines without shared storage resume from the same state.
+    try:
+        state = _shared_checkpoint(model_path, s, resume, rank, world)
+        trainer = _Trainer(s, data, validation, model_path, state, rank, world)
+        return trainer.run(callback)
+    finally:
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _shared_checkpoint(
+    model_path: Path, s: TrainSettings, resume: bool | None, rank: int, world: int
+) -> Any:
+    """Rank 0 alone reads the checkpoint and hands it (or its error) to the others, so
+    machines without shared storage resume from the same state."""
     loaded: list[Any] = [None]
     if rank == 0:
         try:
-            loaded[0] = ("ok", _load_checkpoint(ckpt_path, s, resume))
-            if loaded[0][1] is None and model_path.exists() and resume is None:
+            state = _load_checkpoint(checkpoint_path(model_path), s, resume)
+            if state is None and model_path.exists() and resume is None:
                 raise InputError(
                     f"'{model_path}' exists and has no checkpoint to resume; choose another name"
                 )
+            loaded[0] = ("ok", state)
         except InputError as e:
             loaded[0] = ("error", str(e))
     if world > 1:
         dist.broadcast_object_list(loaded, src=0)  # our own rank 0's objects
     if loaded[0][0] == "error":
-        if world > 1:
-            dist.destroy_process_group()
         raise InputError(loaded[0][1])
-    state = loaded[0][1]
-    device = resolve_device(s.device)
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    precision = resolve_precision(s.precision, device)
-    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    return loaded[0][1]
 
-    files = image_files(data)
-    if not files:
-        raise InputError(f"no images found in {', '.join(str(d) for d in data)}")
-    photos = load_photos(files[rank::world], short_side=s.crop * 4, min_side=s.crop)
-    if not photos.images:
-        raise InputError(
-            f"none of the {len(files)} files could be used (unreadable, or smaller than "
-            f"{s.crop} px); {photos.skipped[0] if photos.skipped else ''}"
-        )
-    held_out = [
-        to_tensor(resize_long_side(im, s.validation_size)).to(device)
-        for im in _validation_images(validation)
-    ]
 
-    torch.manual_seed(s.seed)  # the decoder's initial weights, the same on every rank
-    encoder = VGGFeatures(
-        {k: v.to(device) for k, v in load_state_dict(ensure_weights()).items()},
-        feature_layers(s.level),
-        s.pooling,
-        dtype,
-    ).to(device)
-    decoder = Decoder(s.level).to(device)
-    if dtype != torch.float32:
-        decoder = decoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    model = Reconstruction(encoder, decoder, s, dtype)
-    optimiser = torch.optim.Adam(decoder.parameters(), lr=s.learning_rate)
-    step = 0
-    history: list[dict[str, float]] = []
-    elapsed_before = 0.0
-    if state is not None:
-        decoder.load_state_dict(state["decoder"])
-        optimiser.load_state_dict(state["optimiser"])
-        step = int(state["step"])
-        history = list(state["history"])
-        elapsed_before = float(state["seconds"])
-    trainable: nn.Module = decoder
-    if world > 1:
-        trainable = nn.parallel.DistributedDataParallel(decoder)
-        model.decoder = trainable  # type: ignore[assignment]
+class _Trainer:
+    """The state of one training run; split out so the loop stays readable."""
 
-    latest_psnr = history[-1].get("psnr") if history else None
-    start = time.perf_counter()
-    last_checkpoint = start
-    first_step = step
+    def __init__(
+        self,
+        s: TrainSettings,
+        data: Sequence[str | os.PathLike[str]],
+        validation: Sequence[str | os.PathLike[str]],
+        model_path: Path,
+        state: Any,
+        rank: int,
+        world: int,
+    ) -> None:
+        self.s, self.model_path, self.rank, self.world = s, model_path, rank, world
+        self.device = resolve_device(s.device)
+        if world > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
+        precision = resolve_precision(s.precision, self.device)
+        dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
 
-    def seconds() -> float:
-        return elapsed_before + time.perf_counter() - start
-
-    def result() -> TrainResult:
-        return TrainResult(
-            model_path,
-            ckpt_path,
-            step,
-            seconds(),
-            latest_psnr,
-            history,
-            photos.skipped,
-            len(photos),
-            world,
-            weights_digest(decoder),
-        )
-
-    def save() -> None:
-        nonlocal last_checkpoint
-        if rank == 0:
-            info = ModelInfo(
-                s.level,
-                s.pooling,
-                step,
-                {
-                    "psnr": f"{latest_psnr:.2f}" if latest_psnr else "",
-                    "seconds": f"{seconds():.0f}",
-                },
+        files = image_files(data)
+        if not files:
+            raise InputError(f"no images found in {', '.join(str(d) for d in data)}")
+        self.photos = load_photos(files[rank::world], short_side=s.crop * 4, min_side=s.crop)
+        if not self.photos.images:
+            raise InputError(
+                f"none of the {len(files)} files could be used (unreadable, or smaller than "
+                f"{s.crop} px); {self.photos.skipped[0] if self.photos.skipped else ''}"
             )
-            save_model(decoder, info, model_path, half=s.float16_model)
-            _save_checkpoint(ckpt_path, s, decoder, optimiser, step, history, seconds())
-        last_checkpoint = time.perf_counter()
+        self.held_out = [
+            to_tensor(resize_long_side(im, s.validation_size)).to(self.device)
+            for im in _validation_images(validation)
+        ]
 
-    previous_term = _stop_on_sigterm()
-    try:
-        while step < s.steps:
-            for group in optimiser.param_groups:
-                group["lr"] = s.learning_rate / (1 + s.lr_decay * step)
-            batch = random_batch(photos, s.batch_size, s.crop, _step_generator(s.seed, rank, step))
-            t0 = time.perf_counter()
-            loss, pixel, feature = model(batch.to(device))
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            step += 1
-            rate = s.batch_size * world / max(time.perf_counter() - t0, 1e-9)
-            record: dict[str, float] = {
-                "step": step,
-                "loss": float(loss.detach()),
-                "pixel": float(pixel),
-                "feature": float(feature),
+        torch.manual_seed(s.seed)  # the decoder's initial weights, the same on every rank
+        encoder = VGGFeatures(
+            {k: v.to(self.device) for k, v in load_state_dict(ensure_weights()).items()},
+            feature_layers(s.level),
+            s.pooling,
+            dtype,
+        ).to(self.device)
+        self.decoder = Decoder(s.level).to(self.device)
+        if dtype != torch.float32:
+            self.decoder = self.decoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.model = Reconstruction(encoder, self.decoder, s, dtype)
+        self.optimiser = torch.optim.Adam(self.decoder.parameters(), lr=s.learning_rate)
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        self.elapsed_before = 0.0
+        if state is not None:
+            self.decoder.load_state_dict(state["decoder"])
+            self.optimiser.load_state_dict(state["optimiser"])
+            self.step = int(state["step"])
+            self.history = list(state["history"])
+            self.elapsed_before = float(state["seconds"])
+        if world > 1:
+            # Averages the gradients; the plain decoder is what is saved.
+            self.model.decoder = nn.parallel.DistributedDataParallel(self.decoder)  # type: ignore[assignment]
+        self.psnr = self.history[-1].get("psnr") if self.history else None
+        self.start = time.perf_counter()
+        self.last_checkpoint = self.start
+
+    def seconds(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.start
+
+    def result(self) -> TrainResult:
+        return TrainResult(
+            self.model_path,
+            checkpoint_path(self.model_path),
+            self.step,
+            self.seconds(),
+            self.psnr,
+            self.history,
+            self.photos.skipped,
+            len(self.photos),
+            self.world,
+            weights_digest(self.decoder),
+        )
+
+    def save(self) -> None:
+        s = self.s
+        if self.rank == 0:
+            extra = {
+                "psnr": f"{self.psnr:.2f}" if self.psnr else "",
+                "seconds": f"{self.seconds():.0f}",
             }
-            if rank == 0 and held_out and (step % s.validate_every == 0 or step == s.steps):
-                latest_psnr = psnr(model, held_out)
-                record["psnr"] = latest_psnr
-            history.append(record)
-            due = time.perf_counter() - last_checkpoint > s.checkpoint_minutes * 60
-            if world > 1:  # rank 0's clock decides, so every rank saves at the same step
-                flag = torch.tensor([1.0 if due else 0.0], device=device)
-                dist.broadcast(flag, 0)
-                due = bool(flag.item())
-            if due or step == s.steps:
-                save()
-            if callback is not None and rank == 0:
-                done = step - first_step
-                spent = time.perf_counter() - start
-                callback(
-                    TrainProgress(
-                        step=step,
-                        steps=s.steps,
-                        loss=record["loss"],
-                        pixel=record["pixel"],
-                        feature=record["feature"],
-                        images_per_second=rate,
-                        elapsed=seconds(),
-                        eta=spent / done * (s.steps - step) if done >= 2 else None,
-                        psnr=latest_psnr,
-                        checkpoint=due or step == s.steps,
+            info = ModelInfo(s.level, s.pooling, self.step, extra)
+            save_model(self.decoder, info, self.model_path, half=s.float16_model)
+            _save_checkpoint(
+                checkpoint_path(self.model_path), s, self.decoder, self.optimiser, self.step,
+                self.history, self.seconds(),
+            )  # fmt: skip
+        self.last_checkpoint = time.perf_counter()
+
+    def train_step(self) -> tuple[dict[str, float], float]:
+        """One optimiser step; its record and the images per second it ran at."""
+        s = self.s
+        for group in self.optimiser.param_groups:
+            group["lr"] = s.learning_rate / (1 + s.lr_decay * self.step)
+        generator = _step_generator(s.seed, self.rank, self.step)
+        batch = random_batch(self.photos, s.batch_size, s.crop, generator)
+        t0 = time.perf_counter()
+        loss, pixel, feature = self.model(batch.to(self.device))
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimiser.step()
+        self.step += 1
+        rate = s.batch_size * self.world / max(time.perf_counter() - t0, 1e-9)
+        record = {
+            "step": self.step,
+            "loss": float(loss.detach()),
+            "pixel": float(pixel),
+            "feature": float(feature),
+        }
+        validate = self.step % s.validate_every == 0 or self.step == s.steps
+        if self.rank == 0 and self.held_out and validate:
+            self.psnr = record["psnr"] = psnr(self.model, self.held_out)
+        self.history.append(record)
+        return record, rate
+
+    def checkpoint_due(self) -> bool:
+        due = time.perf_counter() - self.last_checkpoint > self.s.checkpoint_minutes * 60
+        if self.world > 1:  # rank 0's clock decides, so every rank saves at the same step
+            flag = torch.tensor([1.0 if due else 0.0], device=self.device)
+            dist.broadcast(flag, 0)
+            due = bool(flag.item())
+        return due or self.step == self.s.steps
+
+    def run(self, callback: Callable[[TrainProgress], None] | None) -> TrainResult:
+        s = self.s
+        first_step = self.step
+        previous_term = _stop_on_sigterm()
+        try:
+            while self.step < s.steps:
+                record, rate = self.train_step()
+                saving = self.checkpoint_due()
+                if saving:
+                    self.save()
+                if callback is not None and self.rank == 0:
+                    done = self.step - first_step
+                    spent = time.perf_counter() - self.start
+                    callback(
+                        TrainProgress(
+                            step=self.step,
+                            steps=s.steps,
+                            loss=record["loss"],
+                            pixel=record["pixel"],
+                            feature=record["feature"],
+                            images_per_second=rate,
+                            elapsed=self.seconds(),
+                            eta=spent / done * (s.steps - self.step) if done >= 2 else None,
+                            psnr=self.psnr,
+                            checkpoint=saving,
+                        )
                     )
-                )
-        if step == first_step:  # already trained this far: refresh the model file
-            save()
-    except KeyboardInterrupt:
-        with contextlib.suppress(KeyboardInterrupt):
-            save()
-        raise TrainingInterrupted(result()) from None
-    finally:
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
-        if world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
-    return result()
+            if self.step == first_step:  # already trained this far: refresh the model file
+                self.save()
+        except KeyboardInterrupt:
+            with contextlib.suppress(KeyboardInterrupt):
+                self.save()
+            raise TrainingInterrupted(self.result()) from None
+        finally:
+            if previous_term is not None:
+                signal.signal(signal.SIGTERM, previous_term)
+        return self.result()
 
 
 def _interrupt(signum: int, frame: Any) -> None:
