@@ -238,6 +238,7 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
                     "seconds": seconds,
                     "content_similarity": scores.content_similarity,
                     "style_reduction": scores.style_reduction,
+                    "statistics_reduction": scores.statistics_reduction,
                 }
             )
             if save is not None:
@@ -285,6 +286,9 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
             "content_p10": sims[max(0, round(0.1 * (len(sims) - 1)))],
             "content_median": statistics.median(sims),
             "style_reduction_median": statistics.median(r["style_reduction"] for r in mine),
+            "statistics_reduction_median": statistics.median(
+                r["statistics_reduction"] for r in mine
+            ),
             "seconds_median": statistics.median(r["seconds"] for r in mine),
         }
     return summary
@@ -294,13 +298,15 @@ def quality_table(report: dict[str, Any]) -> str:
     lines = [
         f"at {report['size']} px",
         "",
-        "| method | pairs | content sim. p10 | median | style reduction (median) | s (median) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| method | pairs | content sim. p10 | median | Gram reduction (median) "
+        "| mean/std reduction (median) | s (median) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for method, s in report["summary"].items():
         lines.append(
             f"| {method} | {s['pairs']} | {s['content_p10']:.3f} | {s['content_median']:.3f} | "
-            f"{s['style_reduction_median']:.1f}x | {s['seconds_median']:.1f} |"
+            f"{s['style_reduction_median']:.2f}x | {s['statistics_reduction_median']:.2f}x | "
+            f"{s['seconds_median']:.1f} |"
         )
     return "\n".join(lines)
 

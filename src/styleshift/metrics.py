@@ -9,6 +9,8 @@ optimisation's own average-pooled objective):
   Gram matrices, the painting's taken at the picture's size; 0 for the painting itself.
 - style reduction: the photo's style distance over the picture's: how many times closer
   to the painting's style the picture is than the photo was.
+- statistics reduction: the same for the channels' means and standard deviations at
+  relu1_1..relu4_1 (what AdaIN matches), relative to the painting's.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .vgg import VGGFeatures
 
 CONTENT_LAYER = "relu4_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+STATISTICS_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Scores:
     content_similarity: float
     style_distance: float
     style_reduction: float  # the photo's style distance / the picture's
+    statistics_reduction: float  # likewise for channel means and standard deviations
 
 
 class Scorer:
@@ -54,6 +58,17 @@ class Scorer:
         ) / len(STYLE_LAYERS)
 
     @torch.no_grad()
+    def statistics_distance(
+        self, features: Mapping[str, Tensor], style: Mapping[str, Tensor]
+    ) -> float:
+        total = 0.0
+        for n in STATISTICS_LAYERS:
+            x, s = features[n].flatten(2), style[n].flatten(2)
+            gap = (x.mean(2) - s.mean(2)).norm() + (x.std(2) - s.std(2)).norm()
+            total += float(gap / (s.mean(2).norm() + s.std(2).norm()).clamp_min(1e-12))
+        return total / len(STATISTICS_LAYERS)
+
+    @torch.no_grad()
     def score(self, picture: Image.Image, photo: Image.Image, painting: Image.Image) -> Scores:
         """The photo is resized to the picture's size, the painting to its long side."""
         x = to_tensor(picture.convert("RGB"))
@@ -67,4 +82,10 @@ class Scorer:
             )
         )
         distance = self.style_distance(fx, fs)
-        return Scores(similarity, distance, self.style_distance(fc, fs) / max(distance, 1e-12))
+        statistics = self.statistics_distance(fx, fs)
+        return Scores(
+            similarity,
+            distance,
+            self.style_distance(fc, fs) / max(distance, 1e-12),
+            self.statistics_distance(fc, fs) / max(statistics, 1e-12),
+        )
