@@ -126,10 +126,11 @@ def test_tiled_objective_and_gradient_match_the_whole_image(
         assert x.grad is not None
         found[tile] = (value, terms, x.grad)
     (value, terms, grad), (tiled_value, tiled_terms, tiled_grad) = found[None], found[64]
-    # Measured: values agree to 3e-7 relative, gradients to 1.2e-3.
-    assert tiled_value == pytest.approx(value, rel=1e-4)
-    assert tiled_terms == pytest.approx(terms, rel=1e-4)
-    assert float((tiled_grad - grad).norm() / grad.norm()) < 0.01
+    # Measured: values agree to 3e-7 relative, gradients to 1.2e-3; the README promises
+    # 1e-6 and about 0.1%.
+    assert tiled_value == pytest.approx(value, rel=1e-6)
+    assert tiled_terms == pytest.approx(terms, rel=1e-6, abs=1e-9)
+    assert float((tiled_grad - grad).norm() / grad.norm()) < 2e-3
 
 
 def test_tiled_run_has_no_seams_and_matches_untiled(engine: StyleTransfer, images: Path) -> None:
