@@ -265,3 +265,24 @@ def test_a_painting_is_encoded_once_for_many_pictures(
     second = engine.run(photo, painting, opts)
     assert len(calls) == 3  # the photo alone
     assert np.array_equal(np.asarray(first.image), np.asarray(second.image))
+
+
+def test_several_levels_run_in_cascade_with_a_users_decoder(
+    engine: StyleTransfer, photo: Image.Image, painting: Image.Image, tmp_path: Path
+) -> None:
+    # An untrained relu2_1 decoder: this checks the cascade's plumbing, not its looks.
+    path = tmp_path / "relu2_1.safetensors"
+    save_model(Decoder("relu2_1"), ModelInfo("relu2_1", "max", 1), path)
+    seen = []
+    opts = Options(preset="instant", size=96, levels=("relu4_1", "relu2_1"), model=(str(path),))
+    result = engine.run(photo, painting, opts, callback=seen.append)
+    assert [p.stage for p in seen] == [
+        "relu4_1 transformed",
+        "relu4_1 decoded",
+        "relu2_1 transformed",
+        "relu2_1 decoded",
+        "done",
+    ]
+    assert result.image.size == (96, 64)
+    single = engine.run(photo, painting, Options(preset="instant", size=96))
+    assert not np.array_equal(np.asarray(result.image), np.asarray(single.image))
