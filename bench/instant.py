@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 from torch import nn
 
 from styleshift import Options, StyleTransfer
@@ -261,8 +261,12 @@ def contact_sheet(
     ranked = sorted(by_pair, key=lambda p: by_pair[p][default]["content_similarity"])
     pairs = list(dict.fromkeys(ranked[:worst] + compared))
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    cell = 192
-    sheet = Image.new("RGB", (cell * (2 + len(methods)), cell * len(pairs)), "white")
+    cell, header = 192, 20
+    columns = ["photo", "painting", *methods]
+    sheet = Image.new("RGB", (cell * len(columns), header + cell * len(pairs)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for col, name in enumerate(columns):
+        draw.text((col * cell + 4, 4), name, fill="black")
     for row, (photo, painting) in enumerate(pairs):
         photo_path = next(p for p in photos(extra) if p.name == photo)
         tiles = [rgb(photo_path), rgb(SHARED / "style" / painting)]
@@ -272,7 +276,7 @@ def contact_sheet(
         for col, tile in enumerate(tiles):
             tile = tile.copy()
             tile.thumbnail((cell - 4, cell - 4))
-            sheet.paste(tile, (col * cell + 2, row * cell + 2))
+            sheet.paste(tile, (col * cell + 2, header + row * cell + 2))
     sheet.save(out, quality=88)
 
 
