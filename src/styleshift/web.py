@@ -362,7 +362,8 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
         preset.change(preset_size, preset, size, queue=False)
 
         method = typing.cast(gr.Radio, widgets["method"])
-        switched = [w for name, w in widgets.items() if FIELD_METHODS[name] != "common"]
+        switched_names = [name for name in widgets if FIELD_METHODS[name] != "common"]
+        switched = [widgets[name] for name in switched_names]
 
         def show_what_applies(preset_name: str, method_name: str) -> list[Any]:
             try:
@@ -370,11 +371,7 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
             except StyleshiftError:
                 return [gr.skip() for _ in switched]  # the job will say what is wrong
             hidden = "gatys" if chosen in FEEDFORWARD else "feedforward"
-            return [
-                gr.update(visible=FIELD_METHODS[name] != hidden)
-                for name, w in widgets.items()
-                if FIELD_METHODS[name] != "common"
-            ]
+            return [gr.update(visible=FIELD_METHODS[name] != hidden) for name in switched_names]
 
         for trigger in (preset, method):
             trigger.change(show_what_applies, [preset, method], switched, queue=False)
