@@ -29,7 +29,7 @@ from .transforms import stylise_features
 SHIPPED: dict[str, tuple[str, str]] = {
     "relu4_1": (
         "decoder-relu4_1.safetensors",
-        "42b8a74c2766497417e9c2880da3e0fea698e0f82410c137466b657fc80fd762",
+        "5fe1d34d31bb3934eb770c89cca5f91585a8a3f956cb658e6f3df051a24371c3",
     ),
 }
 
