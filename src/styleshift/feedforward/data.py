@@ -38,7 +38,6 @@ class Photos:
     """Images held in memory with their short side at most `short_side`."""
 
     images: list[Tensor]  # (3, H, W) uint8
-    names: list[str]
     skipped: list[str]  # unreadable or too small, with the reason
 
     def __len__(self) -> int:
@@ -48,7 +47,6 @@ class Photos:
 def load_photos(files: Sequence[Path], short_side: int, min_side: int) -> Photos:
     """Decode each file once; unreadable files and ones smaller than `min_side` are skipped."""
     images: list[Tensor] = []
-    names: list[str] = []
     skipped: list[str] = []
     for path in files:
         try:
@@ -64,8 +62,7 @@ def load_photos(files: Sequence[Path], short_side: int, min_side: int) -> Photos
             size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
             image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
         images.append((to_tensor(image)[0] * 255).round().to(torch.uint8))
-        names.append(str(path))
-    return Photos(images, names, skipped)
+    return Photos(images, skipped)
 
 
 def random_batch(

@@ -7,19 +7,18 @@ encoder level and pooling it inverts, so a file for another level is refused by 
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast, get_args
+from typing import Literal, cast, get_args
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import InputError, OptionError, one_line
 from ..vgg import LAYERS, Pooling
+from ..weights import sha256_file
 
 MODEL_FORMAT = "styleshift-decoder-v1"
 Level = Literal["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
@@ -110,14 +109,6 @@ def save_model(decoder: Decoder, info: ModelInfo, path: Path, *, half: bool = Fa
         tmp.unlink(missing_ok=True)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def load_model(path: Path, *, sha256: str | None = None) -> tuple[Decoder, ModelInfo]:
     """A decoder from a model file; raises InputError, naming the file, when it is not one.
 
@@ -162,14 +153,6 @@ def load_model(path: Path, *, sha256: str | None = None) -> tuple[Decoder, Model
     extra = {k[2:]: v for k, v in metadata.items() if k.startswith("x.")}
     info = ModelInfo(level, cast(Pooling, pooling), int(metadata.get("steps", "0") or 0), extra)
     return decoder, info
-
-
-def describe(info: ModelInfo) -> dict[str, Any]:
-    return {"level": info.level, "pooling": info.pooling, "steps": info.steps, **info.extra}
-
-
-def dumps(info: ModelInfo) -> str:
-    return json.dumps(describe(info), sort_keys=True)
 
 
 def pad_to_multiple(image: Tensor, multiple: int) -> Tensor:

@@ -48,6 +48,7 @@ class FeedForward:
         self.device = device
         self._vgg = vgg_state
         self._models: dict[str, tuple[Decoder, ModelInfo]] = {}
+        self._encoders: dict[tuple[str, str, torch.dtype], VGGFeatures] = {}
         self._styles: OrderedDict[tuple[object, ...], Tensor] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -66,6 +67,15 @@ class FeedForward:
             while len(self._styles) > STYLE_CACHE:
                 self._styles.popitem(last=False)
         return features
+
+    def _encoder(self, info: ModelInfo, dtype: torch.dtype) -> VGGFeatures:
+        """VGG-19 to the decoder's level, built once: in bfloat16 building it copies the
+        weights to channels-last, which a video would otherwise pay every frame."""
+        key = (info.level, info.pooling, dtype)
+        with self._lock:
+            if key not in self._encoders:
+                self._encoders[key] = VGGFeatures(self._vgg, (info.level,), info.pooling, dtype)
+            return self._encoders[key]
 
     def _load(self, path: Path, sha256: str | None = None) -> tuple[Decoder, ModelInfo]:
         key = str(path)
@@ -119,7 +129,7 @@ class FeedForward:
         reduced = dtype != torch.float32
         x = content.to(self.device)
         for decoder, info in self.decoders(levels, models):
-            encoder = VGGFeatures(self._vgg, (info.level,), info.pooling, dtype)
+            encoder = self._encoder(info, dtype)
             style_features = [self._style_features(encoder, s, info) for s in styles]
             content_features = _encode(encoder, x, self.device)
             mixed = stylise_features(transform, content_features, style_features, weights, strength)

@@ -28,11 +28,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor, nn
 
 from ..device import Device, Precision, resolve_device, resolve_precision
 from ..errors import InputError, OptionError
-from ..image import resize_long_side, to_tensor
+from ..image import as_image, resize_long_side, to_tensor
 from ..vgg import LAYERS, Pooling, VGGFeatures, stride
 from ..weights import ensure_weights, load_state_dict
 from .data import image_files, load_photos, random_batch
@@ -442,9 +443,7 @@ def _stop_on_sigterm() -> Any:
     return signal.signal(signal.SIGTERM, _interrupt)
 
 
-def _validation_images(sources: Sequence[str | os.PathLike[str]]) -> list[Any]:
-    from ..image import as_image
-
+def _validation_images(sources: Sequence[str | os.PathLike[str]]) -> list[Image.Image]:
     return [as_image(p, what="validation image").convert("RGB") for p in image_files(sources)]
 
 
