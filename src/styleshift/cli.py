@@ -21,6 +21,7 @@ from . import __version__, weights
 from .device import resolve_device, resolve_precision
 from .errors import OutputError, StyleshiftError
 from .image import as_image, check_output_path, save_image, split_alpha
+from .metrics import Scorer
 from .transfer import (
     Interrupted,
     Options,
@@ -202,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(quiet=False)  # its notes (device, weights) always show
     _add_video_parser(commands)
     _add_train_parser(commands)
+    _add_evaluate_parser(commands)
 
     wcmd = commands.add_parser("weights", help="fetch, import or describe the VGG-19 weights")
     wsub = wcmd.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
@@ -217,6 +219,28 @@ def build_parser() -> argparse.ArgumentParser:
     info = wsub.add_parser("info", help="where the weights are, their size, hash and source")
     info.add_argument("--json", action="store_true", help="print the facts as JSON")
     return parser
+
+
+def _add_evaluate_parser(commands: Any) -> None:
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a stylised picture or video (from any tool) against its photo and paintings",
+        description="Score OUTPUT: its content fidelity to the photo (VGG-19 features, SSIM, "
+        "edges) and its match to each painting (Gram matrices, channel statistics, colours). "
+        "A video (or folder of frames) is scored against the video it was made from, with its "
+        "warping error along the content's motion. docs/evaluation.md explains each number.",
+    )
+    evaluate.add_argument("output", type=Path, metavar="OUTPUT", help="the picture or video")
+    evaluate.add_argument(
+        "--content", required=True, type=Path, metavar="PHOTO",
+        help="the photo (or video) it was made from; resized to OUTPUT's size",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--style", dest="styles", action="append", type=Path, default=[], metavar="PAINTING",
+        help="a painting to match against (repeat for several)",
+    )  # fmt: skip
+    evaluate.add_argument("--json", action="store_true", help="print the scores as JSON")
+    evaluate.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
 
 
 def _add_video_parser(commands: Any) -> None:
@@ -493,6 +517,16 @@ class _Reporter:
         )
         self.bar.update(p.frames_done - self.bar.n)
 
+    def count(self, done: int, total: int) -> None:
+        """Items done of a known total (frames scored, say)."""
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, file=sys.stderr)
+        self.bar.update(done - self.bar.n)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -685,6 +719,31 @@ def _run_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_evaluate(args: argparse.Namespace) -> int:
+    from . import evaluate  # OpenCV and pytorch-msssim load only for this command
+
+    scorer = Scorer(weights.load_state_dict(weights.ensure_weights()))
+    if evaluate.is_video(args.output):
+        if not evaluate.is_video(args.content):
+            raise StyleshiftError(
+                f"{args.output} is a video; score it against the video it was made from "
+                "(--content INPUT_VIDEO)"
+            )
+        reporter = _Reporter(enabled=not args.quiet and sys.stderr.isatty())
+        try:
+            result: Any = evaluate.evaluate_video(
+                scorer, args.output, args.content, args.styles, on_frame=reporter.count
+            )
+        finally:
+            reporter.close()
+    else:
+        result = evaluate.evaluate_image(scorer, args.output, args.content, args.styles)
+    print(
+        json.dumps(dataclasses.asdict(result), indent=2) if args.json else evaluate.describe(result)
+    )
+    return 0
+
+
 def _run_serve(args: argparse.Namespace) -> int:
     try:  # lazily: stylize should not pay for importing Gradio
         from . import web
@@ -726,6 +785,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_video(args)
         if args.command == "train":
             return _run_train(args)
+        if args.command == "evaluate":
+            return _run_evaluate(args)
         return _run_weights(args)
     except StyleshiftError as e:
         print(f"styleshift: error: {e}", file=sys.stderr)

@@ -1,27 +1,41 @@
-"""How a picture scores against its photo and painting: the numbers the benchmarks report.
+"""How a picture scores against its photo and painting (docs/evaluation.md has the anchors).
 
-An independent VGG-19 scorer (max pooling, as the network was trained, so not the
-optimisation's own average-pooled objective):
+The features come from an independent VGG-19 scorer: max pooling, as the network was
+trained, so not the optimisation's own average-pooled objective.
 
-- content similarity: cosine of the picture's and the photo's relu4_2 features; 1 for
-  the photo itself, about 0.2-0.3 for an unrelated painting.
-- style distance: the mean over relu1_1..relu5_1 of the relative squared error between
-  Gram matrices, the painting's taken at the picture's size; 0 for the painting itself.
-- style reduction: the photo's style distance over the picture's: how many times closer
-  to the painting's style the picture is than the photo was.
-- statistics reduction: the same for the channels' means and standard deviations at
-  relu1_1..relu4_1 (what AdaIN matches), relative to the painting's.
+Content fidelity, against the photo at the picture's size:
+- similarity: cosine of the relu4_2 features; 1 for the photo itself.
+- feature error: their relative squared error; 0 for the photo itself.
+- SSIM of the luminance (pytorch-msssim, 11 px Gaussian window); 1 for the photo itself.
+- edge overlap: F1 of the Canny edges of both, matched within one pixel; 1 for the photo.
+
+Style match, against each painting at the picture's long side:
+- distance: relative squared error between Gram matrices, per layer relu1_1..relu5_1 and
+  their mean; 0 for the painting itself.
+- reduction: the photo's distance over the picture's, how many times closer to the
+  painting's style the picture is than the photo was.
+- statistics distance and reduction: the same for the channels' means and standard
+  deviations at relu1_1..relu4_1 (what AdaIN matches).
+- colour distance: Hellinger distance between the CIELAB colour histograms; 0 for the
+  same colours, 1 for colours that share nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import torch
 from PIL import Image
 from torch import Tensor
 
+from .errors import StyleshiftError
 from .image import resize_long_side, to_tensor
 from .losses import gram_matrix, relative_mse
 from .vgg import VGGFeatures
@@ -29,63 +43,204 @@ from .vgg import VGGFeatures
 CONTENT_LAYER = "relu4_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 STATISTICS_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+MIN_SIDE = 32  # below this the SSIM window and the deepest features mean little
+# CIELAB histogram: L in 0..100, a and b clipped to -100..100 (natural colours lie inside).
+LAB_BINS = (10, 16, 16)
+LAB_RANGE = ((0.0, 100.0), (-100.0, 100.0), (-100.0, 100.0))
 
 
 @dataclass(frozen=True)
 class Scores:
+    """The quick pair the benchmarks report (no SSIM, edges or colour)."""
+
     content_similarity: float
     style_distance: float
     style_reduction: float  # the photo's style distance / the picture's
     statistics_reduction: float  # likewise for channel means and standard deviations
 
 
+@dataclass(frozen=True)
+class ContentScores:
+    similarity: float
+    feature_error: float
+    ssim: float
+    edge_overlap: float
+
+
+@dataclass(frozen=True)
+class StyleScores:
+    distance: float
+    layers: dict[str, float]
+    reduction: float
+    statistics_distance: float
+    statistics_reduction: float
+    colour_distance: float
+
+
+def _optional(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise StyleshiftError(
+            f"scoring needs {name.split('.')[0]}; pip install 'styleshift[evaluate]'"
+        ) from None
+
+
+def _rgb(image: Image.Image) -> npt.NDArray[np.uint8]:
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def luminance_ssim(picture: Image.Image, photo: Image.Image) -> float:
+    """SSIM of the BT.601 luminance of two pictures of the same size."""
+    ssim = _optional("pytorch_msssim").ssim
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    x, y = (
+        (to_tensor(im.convert("RGB")) * weights).sum(1, keepdim=True) for im in (picture, photo)
+    )
+    return float(ssim(x, y, data_range=1.0, size_average=True))
+
+
+def _edges(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+    cv2: Any = _optional("cv2")
+    gray = cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (5, 5), 1.0)
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1)
+    # Thresholds follow each picture's own gradients (the strongest tenth are edges), so
+    # a painterly texture's many weak strokes do not count as the photo's outlines; the
+    # floor keeps a flat picture edgeless.
+    high = max(float(np.percentile(np.hypot(gx, gy), 90)), 40.0)
+    return np.asarray(cv2.Canny(gray, high / 2, high, L2gradient=True) > 0)
+
+
+def edge_overlap(picture: Image.Image, photo: Image.Image) -> float:
+    """F1 score of the picture's Canny edges against the photo's, within one pixel."""
+    cv2: Any = _optional("cv2")
+    a, b = _edges(_rgb(picture)), _edges(_rgb(photo))
+    if not a.any() and not b.any():
+        return 1.0
+    if not a.any() or not b.any():
+        return 0.0
+    kernel = np.ones((3, 3), np.uint8)
+    near_a = cv2.dilate(a.astype(np.uint8), kernel) > 0
+    near_b = cv2.dilate(b.astype(np.uint8), kernel) > 0
+    precision = float((a & near_b).sum() / a.sum())
+    recall = float((b & near_a).sum() / b.sum())
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def _lab_histogram(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64]:
+    cv2: Any = _optional("cv2")
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab).reshape(-1, 3)
+    lows = np.array([r[0] for r in LAB_RANGE])
+    highs = np.array([r[1] for r in LAB_RANGE])
+    counts, _ = np.histogramdd(np.clip(lab, lows, highs), bins=LAB_BINS, range=LAB_RANGE)
+    return np.asarray(counts / counts.sum(), dtype=np.float64)
+
+
+def colour_distance(picture: Image.Image, painting: Image.Image) -> float:
+    """Hellinger distance between the CIELAB histograms: 0 same colours, 1 disjoint."""
+    p, q = _lab_histogram(_rgb(picture)), _lab_histogram(_rgb(painting))
+    return float(np.sqrt(max(0.0, 1.0 - float(np.sqrt(p * q).sum()))))
+
+
+def _gram_errors(features: Mapping[str, Tensor], style: Mapping[str, Tensor]) -> dict[str, float]:
+    return {
+        n: float(relative_mse(gram_matrix(features[n]), gram_matrix(style[n])))
+        for n in STYLE_LAYERS
+    }
+
+
+def _statistics_distance(features: Mapping[str, Tensor], style: Mapping[str, Tensor]) -> float:
+    total = 0.0
+    for n in STATISTICS_LAYERS:
+        x, s = features[n].flatten(2), style[n].flatten(2)
+        gap = (x.mean(2) - s.mean(2)).norm() + (x.std(2) - s.std(2)).norm()
+        total += float(gap / (s.mean(2).norm() + s.std(2).norm()).clamp_min(1e-12))
+    return total / len(STATISTICS_LAYERS)
+
+
+def fit_photo(photo: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The photo at the picture's (width, height), which is where content is compared."""
+    photo = photo.convert("RGB")
+    return photo if photo.size == size else photo.resize(size, Image.Resampling.LANCZOS)
+
+
+def fit_painting(painting: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """The painting at the picture's long side, keeping its own shape (Gram statistics do
+    not need the same shape, only a comparable scale of strokes)."""
+    return resize_long_side(painting.convert("RGB"), max(size))
+
+
 class Scorer:
-    """Scores pictures against one photo and one painting, at the picture's size."""
+    """Scores pictures against photos and paintings, at the picture's size."""
 
     def __init__(self, vgg_state: Mapping[str, Tensor]) -> None:
         self.model = VGGFeatures(vgg_state, (CONTENT_LAYER, *STYLE_LAYERS), "max")
+        self._cache: dict[str, dict[str, Tensor]] = {}
 
     @torch.no_grad()
-    def _features(self, image: Tensor) -> dict[str, Tensor]:
-        out: dict[str, Tensor] = self.model(image)
+    def features(self, image: Image.Image, *, keep: bool = False) -> dict[str, Tensor]:
+        """VGG-19 features; with `keep`, the last few are kept by the picture's bytes (a
+        photo or painting is scored against many pictures of one size: the frames of a
+        video, the results of a comparison)."""
+        rgb = image.convert("RGB")
+        key = hashlib.blake2b(rgb.tobytes(), digest_size=16).hexdigest() + str(rgb.size)
+        if key in self._cache:
+            return self._cache[key]
+        out: dict[str, Tensor] = self.model(to_tensor(rgb))
+        if keep:
+            if len(self._cache) >= 8:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = out
         return out
 
-    @torch.no_grad()
-    def style_distance(self, features: Mapping[str, Tensor], style: Mapping[str, Tensor]) -> float:
-        return sum(
-            float(relative_mse(gram_matrix(features[n]), gram_matrix(style[n])))
-            for n in STYLE_LAYERS
-        ) / len(STYLE_LAYERS)
+    def content(self, picture: Image.Image, photo: Image.Image) -> ContentScores:
+        """`photo` must already have the picture's size (see `fit_photo`)."""
+        fx = self.features(picture)[CONTENT_LAYER].flatten()
+        fc = self.features(photo, keep=True)[CONTENT_LAYER].flatten()
+        return ContentScores(
+            similarity=float(torch.nn.functional.cosine_similarity(fx, fc, dim=0)),
+            feature_error=float(relative_mse(fx, fc)),
+            ssim=luminance_ssim(picture, photo),
+            edge_overlap=edge_overlap(picture, photo),
+        )
 
-    @torch.no_grad()
-    def statistics_distance(
-        self, features: Mapping[str, Tensor], style: Mapping[str, Tensor]
-    ) -> float:
-        total = 0.0
-        for n in STATISTICS_LAYERS:
-            x, s = features[n].flatten(2), style[n].flatten(2)
-            gap = (x.mean(2) - s.mean(2)).norm() + (x.std(2) - s.std(2)).norm()
-            total += float(gap / (s.mean(2).norm() + s.std(2).norm()).clamp_min(1e-12))
-        return total / len(STATISTICS_LAYERS)
+    def style(self, picture: Image.Image, photo: Image.Image, painting: Image.Image) -> StyleScores:
+        """`photo` at the picture's size, `painting` at its long side (`fit_painting`)."""
+        fx, fc, fs = (
+            self.features(picture),
+            self.features(photo, keep=True),
+            self.features(painting, keep=True),
+        )
+        layers = _gram_errors(fx, fs)
+        distance = sum(layers.values()) / len(layers)
+        photo_distance = sum(_gram_errors(fc, fs).values()) / len(layers)
+        statistics = _statistics_distance(fx, fs)
+        return StyleScores(
+            distance=distance,
+            layers=layers,
+            reduction=photo_distance / max(distance, 1e-12),
+            statistics_distance=statistics,
+            statistics_reduction=_statistics_distance(fc, fs) / max(statistics, 1e-12),
+            colour_distance=colour_distance(picture, painting),
+        )
 
     @torch.no_grad()
     def score(self, picture: Image.Image, photo: Image.Image, painting: Image.Image) -> Scores:
-        """The photo is resized to the picture's size, the painting to its long side."""
-        x = to_tensor(picture.convert("RGB"))
-        h, w = x.shape[-2:]
-        c = to_tensor(photo.convert("RGB").resize((w, h), Image.Resampling.LANCZOS))
-        s = to_tensor(resize_long_side(painting.convert("RGB"), max(h, w)))
-        fx, fc, fs = self._features(x), self._features(c), self._features(s)
-        similarity = float(
-            torch.nn.functional.cosine_similarity(
-                fx[CONTENT_LAYER].flatten(), fc[CONTENT_LAYER].flatten(), dim=0
-            )
-        )
-        distance = self.style_distance(fx, fs)
-        statistics = self.statistics_distance(fx, fs)
+        """The quick pair; the photo is resized to the picture's size, the painting to its
+        long side."""
+        photo = fit_photo(photo, picture.size)
+        painting = fit_painting(painting, picture.size)
+        fx, fc, fs = (self.features(im) for im in (picture, photo, painting))
+        distance = sum(_gram_errors(fx, fs).values()) / len(STYLE_LAYERS)
+        photo_distance = sum(_gram_errors(fc, fs).values()) / len(STYLE_LAYERS)
         return Scores(
-            similarity,
+            float(
+                torch.nn.functional.cosine_similarity(
+                    fx[CONTENT_LAYER].flatten(), fc[CONTENT_LAYER].flatten(), dim=0
+                )
+            ),
             distance,
-            self.style_distance(fc, fs) / max(distance, 1e-12),
-            self.statistics_distance(fc, fs) / max(statistics, 1e-12),
+            photo_distance / max(distance, 1e-12),
+            _statistics_distance(fc, fs) / max(_statistics_distance(fx, fs), 1e-12),
         )
