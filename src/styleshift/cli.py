@@ -9,6 +9,7 @@ import difflib
 import json
 import math
 import os
+import shlex
 import sys
 import threading
 import types
@@ -23,13 +24,17 @@ from .errors import OutputError, StyleshiftError
 from .image import as_image, check_output_path, save_image, split_alpha
 from .metrics import Scorer
 from .transfer import (
+    FIELD_METHODS,
+    PRESETS,
     Interrupted,
     Options,
     Progress,
     Result,
     StyleTransfer,
     clock,
+    method_of,
     resolve_options,
+    without_foreign,
 )
 
 EXIT_USER_ERROR = 2
@@ -109,20 +114,23 @@ _GROUPS = {
 }
 
 
-def add_option_arguments(parser: argparse.ArgumentParser) -> None:
-    """One CLI option per field of Options: same name, type, choices, default and help,
-    grouped by the method each belongs to."""
+def add_option_arguments(parser: argparse.ArgumentParser, exclude: Sequence[str] = ()) -> None:
+    """One CLI option per field of Options (but those in `exclude`): same name, type,
+    choices, default and help, grouped by the method each belongs to."""
     groups = {key: parser.add_argument_group(title) for key, title in _GROUPS.items()}
-    _add_fields(groups, Options, lambda f: str(f.metadata["method"]))
+    _add_fields(groups, Options, lambda f: str(f.metadata["method"]), exclude)
 
 
 def _add_fields(
     groups: dict[str, argparse._ArgumentGroup],
     cls: Any,
     group_of: Callable[[dataclasses.Field[Any]], str],
+    exclude: Sequence[str] = (),
 ) -> None:
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if f.name in exclude:
+            continue
         parser = groups[group_of(f)]
         flag = "--" + f.name.replace("_", "-")
         kind = _strip_optional(hints[f.name])
@@ -204,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_video_parser(commands)
     _add_train_parser(commands)
     _add_evaluate_parser(commands)
+    _add_compare_parser(commands)
 
     wcmd = commands.add_parser("weights", help="fetch, import or describe the VGG-19 weights")
     wsub = wcmd.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
@@ -241,6 +250,42 @@ def _add_evaluate_parser(commands: Any) -> None:
     )  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print the scores as JSON")
     evaluate.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
+
+
+def _add_compare_parser(commands: Any) -> None:
+    compare = commands.add_parser(
+        "compare",
+        help="run several presets or settings on one photo and compare them in a report",
+        description="Run each configuration (every preset of --presets, times every value "
+        "of each --sweep) on PHOTO with each PAINTING, score the results as `evaluate` "
+        "does, and write REPORT_DIR/index.html: the pictures, a table of time, memory and "
+        "scores with the best of each column marked, a loss-over-time plot and a "
+        "style-against-content plot. The page works offline.",
+    )
+    compare.add_argument("content", metavar="PHOTO", type=Path, help="the photo to repaint")
+    compare.add_argument(
+        "styles", metavar="PAINTING", nargs="+", type=Path,
+        help="paintings; each configuration runs once per painting",
+    )  # fmt: skip
+    compare.add_argument("-o", "--output", required=True, type=Path, metavar="REPORT_DIR",
+                         help="the report's folder (new or empty)")  # fmt: skip
+    compare.add_argument(
+        "--presets", type=_list_of(_choice(list(PRESETS))), default=("instant", "fast", "balanced"),
+        metavar="LIST", help="presets to run (default: instant,fast,balanced)",
+    )  # fmt: skip
+    compare.add_argument(
+        "--sweep", action="append", default=[], metavar="OPTION=V1,V2",
+        help="run each preset with each value of a stylize option (repeat for a grid); a "
+        "list-valued option's values are separated by ';' (iterations=100,200;300,400); "
+        "presets of a method the option does not apply to run once, without it",
+    )  # fmt: skip
+    compare.add_argument(
+        "--outputs", nargs="+", type=Path, default=[], metavar="FILE",
+        help="also score pictures made elsewhere (by another tool, say) against each painting",
+    )  # fmt: skip
+    compare.add_argument("--overwrite", action="store_true", help="reuse a non-empty REPORT_DIR")
+    compare.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
+    add_option_arguments(compare, exclude=("preset",))
 
 
 def _add_video_parser(commands: Any) -> None:
@@ -744,6 +789,89 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_values(parser: argparse.ArgumentParser, text: str) -> tuple[str, list[Any]]:
+    name, sep, values = text.partition("=")
+    name = name.strip().lstrip("-").replace("-", "_")
+    known = [f.name for f in dataclasses.fields(Options) if f.name != "preset"]
+    if not sep or name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise StyleshiftError(f"--sweep {text!r} must be OPTION=V1,V2 with a stylize option{hint}")
+    flag = "--" + name.replace("_", "-")
+    kind = _strip_optional(typing.get_type_hints(Options)[name])
+    list_valued = typing.get_origin(kind) is tuple
+    parsed = []
+    for part in (p.strip() for p in values.split(";" if list_valued else ",") if p.strip()):
+        if kind is bool and part.lower() in ("true", "false"):
+            parsed.append(part.lower() == "true")
+            continue
+        try:
+            parsed.append(getattr(parser.parse_args([flag, part]), name))
+        except (SystemExit, argparse.ArgumentError):
+            raise StyleshiftError(f"--sweep {name}: {part!r} is not a valid value") from None
+    if not parsed:
+        raise StyleshiftError(f"--sweep {name} has no values")
+    return name, parsed
+
+
+def configurations(args: argparse.Namespace) -> list[Any]:
+    """The runs of `compare`: every preset times every combination of the sweeps; options
+    of another method family are left out of a preset's runs (as stylize would refuse them)."""
+    import itertools
+
+    from .compare import Configuration
+
+    probe = _Parser(prog="styleshift compare --sweep", add_help=False)
+    probe.exit_on_error = False
+    add_option_arguments(probe, exclude=("preset",))
+    sweeps = [_sweep_values(probe, text) for text in args.sweep]
+    base = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(Options) if f.name != "preset"
+    }
+    found = []
+    for preset in args.presets:
+        options = without_foreign(Options(**{**base, "preset": preset}))
+        method = method_of(options)
+        group = "feedforward" if method != "gatys" else "gatys"
+        applies = [(n, v) for n, v in sweeps if FIELD_METHODS[n] in ("common", group)]
+        for combo in itertools.product(*[[(n, x) for x in v] for n, v in applies]):
+            label = " ".join([preset] + [f"{n}={_format_default(x)}" for n, x in combo])
+            found.append(Configuration(label, dataclasses.replace(options, **dict(combo))))
+    return found
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from . import compare, report  # matplotlib, OpenCV, pytorch-msssim: only for this command
+
+    configs = configurations(args)
+    device = resolve_device(args.device)
+    for config in configs:  # every refusal before the first run
+        resolve_options(config.options, device, 1)
+    for path in [args.content, *args.styles, *args.outputs]:
+        as_image(path, what="input")
+    compare.prepare_folder(args.output, overwrite=args.overwrite)
+    reporter = _Reporter(enabled=not args.quiet and sys.stderr.isatty())
+    engine = _load_engine(args, str(device), reporter)
+    scorer = Scorer(weights.load_state_dict(weights.ensure_weights()))
+
+    def on_run(done: int, total: int, label: str) -> None:
+        reporter.close()
+        _note(args, f"run {done + 1}/{total}: {label}")
+
+    try:
+        result = compare.compare(
+            engine, scorer, args.content, args.styles, configs, args.output,
+            outputs=args.outputs, on_run=on_run, callback=reporter.step,
+        )  # fmt: skip
+    finally:
+        reporter.close()
+    page = report.write_report(
+        result, args.output, command=shlex.join(["styleshift", *sys.argv[1:]])
+    )
+    print(f"styleshift: wrote {page}", file=sys.stderr)
+    return EXIT_INTERRUPTED if result.interrupted else 0
+
+
 def _run_serve(args: argparse.Namespace) -> int:
     try:  # lazily: stylize should not pay for importing Gradio
         from . import web
@@ -776,6 +904,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["styleshift", *(sys.argv[1:] if argv is None else argv)])
     try:
         if args.command == "stylize":
             return _run_stylize(args)
@@ -787,6 +916,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_train(args)
         if args.command == "evaluate":
             return _run_evaluate(args)
+        if args.command == "compare":
+            return _run_compare(args)
         return _run_weights(args)
     except StyleshiftError as e:
         print(f"styleshift: error: {e}", file=sys.stderr)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
+import threading
 from collections.abc import Callable
 
 import torch
@@ -34,3 +36,46 @@ def release(device: torch.device) -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+class PeakMemory:
+    """The peak memory of a block of work: the process's resident set, sampled every few
+    milliseconds, on CPU (Linux); the allocator's peak on CUDA; None where neither can be
+    read. Used as `with PeakMemory(device) as peak: ...; peak.bytes`."""
+
+    def __init__(self, device: torch.device, interval: float = 0.01) -> None:
+        self.device = device
+        self.interval = interval
+        self.bytes: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def _resident() -> int | None:
+        try:
+            with open("/proc/self/statm") as f:
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            now = self._resident()
+            if now is not None:
+                self.bytes = max(self.bytes or 0, now)
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        elif self._resident() is not None:
+            self.bytes = self._resident()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            self.bytes = int(torch.cuda.max_memory_allocated(self.device))
+        elif self._thread is not None:
+            self._stop.set()
+            self._thread.join()

@@ -1,0 +1,183 @@
+"""Running several configurations on one photo and its paintings, and scoring each result.
+
+The runs go through one `StyleTransfer` (VGG-19 loaded once); each is timed, its peak
+memory sampled and its loss traced, and its picture scored by evaluate.py. report.py turns
+the `Comparison` into a page.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .device import has_fast_bfloat16
+from .errors import OutputError
+from .evaluate import Evaluation, evaluate_image
+from .image import load_image, save_image, split_alpha
+from .memory import PeakMemory
+from .metrics import Scorer
+from .transfer import Options, Progress, StyleTransfer
+
+
+@dataclass(frozen=True)
+class Configuration:
+    label: str  # what the report calls it: "fast", "balanced style_weight=3", ...
+    options: Options
+
+
+@dataclass(frozen=True)
+class Run:
+    label: str
+    painting: str  # the painting's file name in inputs/
+    image: str  # the picture, relative to the report folder
+    evaluation: Evaluation
+    seconds: float | None = None  # None for an output made elsewhere
+    peak_bytes: int | None = None
+    device: str | None = None
+    trace: tuple[tuple[float, float], ...] = ()  # (seconds, loss) of an optimisation
+    options: dict[str, Any] | None = None  # with the preset's values filled in
+
+
+@dataclass
+class Comparison:
+    photo: str  # relative to the report folder
+    paintings: list[str]
+    runs: list[Run] = field(default_factory=list)
+    machine: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text).strip("_") or "run"
+
+
+def machine(engine: StyleTransfer) -> dict[str, str]:
+    """What the report records so that its numbers can be put in context or reproduced."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "styleshift": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "system": platform.platform(),
+        "cpu": f"{cpu} ({os.cpu_count()} logical cores, {torch.get_num_threads()} threads)",
+        "AMX (fast bfloat16)": "yes" if has_fast_bfloat16(torch.device("cpu")) else "no",
+        "device": str(engine.device),
+    }
+
+
+def _copy_input(path: Path, folder: Path, used: set[str]) -> str:
+    """Copies an input into inputs/ under a unique name and returns its relative path."""
+    load_image(path)  # a bad input fails here, with its one-line error, before any run
+    name = path.name
+    stem, n = path.stem, 2
+    while name in used:
+        name, n = f"{stem}-{n}{path.suffix}", n + 1
+    used.add(name)
+    shutil.copyfile(path, folder / "inputs" / name)
+    return f"inputs/{name}"
+
+
+def prepare_folder(folder: Path, *, overwrite: bool) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder} is a file; name a folder for the report")
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        raise OutputError(f"{folder} is not empty; choose a new folder or pass --overwrite")
+    for sub in ("inputs", "results"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+
+
+def compare(
+    engine: StyleTransfer,
+    scorer: Scorer,
+    photo: Path,
+    paintings: Sequence[Path],
+    configurations: Sequence[Configuration],
+    folder: Path,
+    *,
+    outputs: Sequence[Path] = (),
+    on_run: Callable[[int, int, str], None] | None = None,
+    callback: Callable[[Progress], None] | None = None,
+) -> Comparison:
+    """Runs every configuration on the photo with each painting, scores the results and
+    the `outputs` made elsewhere (against every painting), and keeps the pictures in
+    `folder` (made by `prepare_folder`). On Ctrl-C the finished runs are returned with
+    `interrupted` set. `on_run(done, total, label)` is called before each run."""
+    used: set[str] = set()
+    result = Comparison(
+        photo=_copy_input(photo, folder, used),
+        paintings=[_copy_input(p, folder, used) for p in paintings],
+        machine=machine(engine),
+    )
+    content = load_image(folder / result.photo)
+    styles = {rel: load_image(folder / rel) for rel in result.paintings}
+    for output in outputs:
+        picture = load_image(output).convert("RGB")
+        rel = f"results/{slug(output.name)}"
+        shutil.copyfile(output, folder / rel)
+        for painting, style in styles.items():
+            evaluation = evaluate_image(scorer, picture, content, [style])
+            result.runs.append(Run(output.name, Path(painting).name, rel, evaluation))
+    total = len(configurations) * len(styles)
+    try:
+        for painting, style in styles.items():
+            for configuration in configurations:
+                if on_run is not None:
+                    on_run(
+                        len(result.runs) - len(outputs) * len(styles), total, configuration.label
+                    )
+                result.runs.append(
+                    _run(engine, scorer, content, painting, style, configuration, folder, callback)
+                )
+    except KeyboardInterrupt:
+        result.interrupted = True
+    return result
+
+
+def _run(
+    engine: StyleTransfer,
+    scorer: Scorer,
+    content: Any,
+    painting: str,
+    style: Any,
+    configuration: Configuration,
+    folder: Path,
+    callback: Callable[[Progress], None] | None,
+) -> Run:
+    trace: list[tuple[float, float]] = []
+
+    def on_step(p: Progress) -> None:
+        if not p.stage:  # a feed-forward pass has stages, not losses
+            trace.append((p.elapsed, p.loss))
+        if callback is not None:
+            callback(p)
+
+    with PeakMemory(engine.device) as peak:
+        done = engine.run(content, style, configuration.options, callback=on_step)
+    rgb, alpha = split_alpha(done.image)
+    rel = f"results/{Path(painting).stem}__{slug(configuration.label)}.png"
+    save_image(rgb, folder / rel, overwrite=True, alpha=alpha)
+    return Run(
+        label=configuration.label,
+        painting=Path(painting).name,
+        image=rel,
+        evaluation=evaluate_image(scorer, rgb, content, [style]),
+        seconds=done.seconds,
+        peak_bytes=peak.bytes,
+        device=done.device,
+        trace=tuple(trace),
+        options=done.options.to_dict(),
+    )
