@@ -1,8 +1,5 @@
-"""End to end: `styleshift serve` driven by a real headless Chromium through Playwright.
-
-Uses Debian's Chromium (Playwright's own browser download is not used). Without it the
-test is skipped, except in CI (the CI variable set), where it fails.
-"""
+"""End to end: `styleshift serve` driven by a real headless Chromium through Playwright
+(the `chromium` fixture of conftest.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pytest
@@ -24,17 +22,6 @@ from PIL import Image
 pytest.importorskip("gradio")
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = Path(os.environ.get("STYLESHIFT_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 # Set to a path to save a screenshot of the page mid-run (how docs/web.png is made).
 SCREENSHOT = os.environ.get("STYLESHIFT_WEB_SCREENSHOT")
@@ -46,15 +33,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} not found; CI must install chromium (see .ci/run)")
-        pytest.skip(f"{CHROMIUM} not found; apt-get install chromium")
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -96,10 +74,12 @@ def server(weights_file: Path, images: Path) -> Iterator[str]:
         assert "stopped" in out
 
 
-def test_stylise_in_the_browser(chromium: Path, server: str, images: Path, tmp_path: Path) -> None:
+def test_stylise_in_the_browser(
+    chromium: dict[str, Any], server: str, images: Path, tmp_path: Path
+) -> None:
     requests: list[str] = []
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(**chromium)
         page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
         page.on("request", lambda r: requests.append(r.url))
         page.goto(server)
@@ -142,11 +122,11 @@ def test_stylise_in_the_browser(chromium: Path, server: str, images: Path, tmp_p
     assert requests, "no requests recorded"
 
 
-def test_instant_in_the_browser(chromium: Path, server: str, images: Path) -> None:
+def test_instant_in_the_browser(chromium: dict[str, Any], server: str, images: Path) -> None:
     """Choosing instant hides the optimisation's fields and shows the strength; the picture
     comes in one pass."""
     with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(**chromium)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(server)
         page.locator("#content input[type=file]").set_input_files(

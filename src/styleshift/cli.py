@@ -865,9 +865,7 @@ def _run_compare(args: argparse.Namespace) -> int:
         )  # fmt: skip
     finally:
         reporter.close()
-    page = report.write_report(
-        result, args.output, command=shlex.join(["styleshift", *sys.argv[1:]])
-    )
+    page = report.write_report(result, args.output, command=args.command_line)
     print(f"styleshift: wrote {page}", file=sys.stderr)
     return EXIT_INTERRUPTED if result.interrupted else 0
 
