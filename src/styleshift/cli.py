@@ -12,6 +12,7 @@ import os
 import shlex
 import sys
 import threading
+import time
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(commands)
     _add_evaluate_parser(commands)
     _add_compare_parser(commands)
+    _add_batch_parser(commands)
 
     wcmd = commands.add_parser("weights", help="fetch, import or describe the VGG-19 weights")
     wsub = wcmd.add_subparsers(dest="weights_command", required=True, parser_class=_Parser)
@@ -286,6 +288,42 @@ def _add_compare_parser(commands: Any) -> None:
     compare.add_argument("--overwrite", action="store_true", help="reuse a non-empty REPORT_DIR")
     compare.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
     add_option_arguments(compare, exclude=("preset",))
+
+
+def _add_batch_parser(commands: Any) -> None:
+    batch = commands.add_parser(
+        "batch",
+        help="stylise folders of pictures and clips, resumably, on local workers or Ray",
+        description="Stylise every picture and video in INPUTS with every --style, into "
+        "OUT_DIR as CONTENT__STYLE.png (or .mp4; subfolders are kept). INPUTS are files, "
+        "folders (searched recursively) or manifests (.csv or .jsonl with content, styles, "
+        "options and output per row). Each result is recorded in OUT_DIR/batch-results.jsonl "
+        "as it finishes; the same command after a crash or Ctrl-C does only what is left. "
+        "A bad file fails alone; the exit code is the number of failures (at most 125).",
+    )
+    batch.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
+                       help="pictures, videos, folders or manifests")  # fmt: skip
+    batch.add_argument(
+        "--style", dest="styles", action="append", type=Path, default=[], metavar="PAINTING",
+        help="a painting; every content is paired with every one (repeat for several)",
+    )  # fmt: skip
+    batch.add_argument("-o", "--output", required=True, type=Path, metavar="OUT_DIR",
+                       help="the folder for the results and their manifest")  # fmt: skip
+    batch.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help="worker processes (or Ray actors), each loading the network once "
+        "(default: one per two cores, as many as the memory holds)",
+    )  # fmt: skip
+    batch.add_argument("--ray", action="store_true",
+                       help="run on Ray: a local cluster started for the run, or --ray-address; "
+                       "pip install 'styleshift[ray]'")  # fmt: skip
+    batch.add_argument("--ray-address", metavar="HOST:PORT", default=None,
+                       help="an existing Ray cluster (implies --ray)")  # fmt: skip
+    batch.add_argument("--overwrite", action="store_true",
+                       help="replace outputs that exist but this batch did not make")  # fmt: skip
+    batch.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
+    batch.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    add_option_arguments(batch)
 
 
 def _add_video_parser(commands: Any) -> None:
@@ -870,6 +908,53 @@ def _run_compare(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if result.interrupted else 0
 
 
+def _run_batch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from . import batch
+
+    options = options_from_args(args)
+    if args.workers is not None and args.workers < 1:
+        raise StyleshiftError(f"--workers must be 1 or more, got {args.workers}")
+    resolve_options(options, resolve_device(options.device), 1)  # refusals before any work
+    jobs = batch.plan(args.inputs, args.styles, options)
+    if not jobs:
+        raise StyleshiftError("no pictures or videos found in the inputs")
+    bar = tqdm(total=len(jobs), unit="item", file=sys.stderr,
+               disable=args.quiet or not sys.stderr.isatty())  # fmt: skip
+    counts = collections.Counter[str]()
+    start = time.monotonic()
+    results = []
+    try:
+        for result in batch.run_batch(
+            jobs, args.output, workers=args.workers, device=options.device,
+            overwrite=args.overwrite, ray=args.ray or args.ray_address is not None,
+            ray_address=args.ray_address,
+        ):  # fmt: skip
+            counts[result.status] += 1
+            results.append(result)
+            if result.status == "failed" and not args.quiet:
+                bar.write(f"styleshift: failed: {result.job.content} -> {result.job.output}: "
+                          f"{result.error}", file=sys.stderr)  # fmt: skip
+            made = counts["done"] + counts["failed"]
+            rate = made / max(time.monotonic() - start, 1e-9) * 60
+            bar.set_postfix_str(f"done {counts['done']}, failed {counts['failed']}, skipped "
+                                f"{counts['skipped']}, {rate:.1f}/min", refresh=False)  # fmt: skip
+            bar.update(1)
+    finally:
+        bar.close()
+    _note(args, f"{counts['done']} done, {counts['failed']} failed, {counts['skipped']} "
+                f"skipped; results in {args.output / batch.RESULTS}")  # fmt: skip
+    if args.json:
+        print(json.dumps({
+            **{k: counts[k] for k in ("done", "failed", "skipped")},
+            "results": [{"content": str(r.job.content), "output": str(r.job.output),
+                         "status": r.status, "seconds": round(r.seconds, 3),
+                         "device": r.device, "error": r.error} for r in results],
+        }, indent=2))  # fmt: skip
+    return min(counts["failed"], 125)
+
+
 def _run_serve(args: argparse.Namespace) -> int:
     try:  # lazily: stylize should not pay for importing Gradio
         from . import web
@@ -916,6 +1001,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_evaluate(args)
         if args.command == "compare":
             return _run_compare(args)
+        if args.command == "batch":
+            return _run_batch(args)
         return _run_weights(args)
     except StyleshiftError as e:
         print(f"styleshift: error: {e}", file=sys.stderr)

@@ -1,0 +1,483 @@
+"""Many pictures and clips in one resumable run, on local worker processes or a Ray cluster.
+
+A batch is a list of `Job`s (a content, its styles, its options, its output). The driver
+(the process that calls `run_batch`) decides what is left to do from the results manifest,
+hands the work out, writes every output atomically and appends a line to the manifest as
+each job finishes, so a rerun after a crash or Ctrl-C does only what is left. Workers get
+the inputs as bytes and give the output back as bytes: they need no shared storage, and
+only the driver touches the output folder.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import torch
+
+from .errors import InputError, OutputError, StyleshiftError, one_line
+from .image import OUTPUT_FORMATS, publish_file
+from .transfer import Options, StyleTransfer
+
+Kind = Literal["image", "video"]
+IMAGE_SUFFIXES = frozenset({*OUTPUT_FORMATS, ".gif"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
+MANIFEST_SUFFIXES = frozenset({".csv", ".jsonl"})
+RESULTS = "batch-results.jsonl"
+TEMPLATE = "{content}__{style}.{ext}"
+"""Output names: the content's path below the folder it was found in (without its
+extension; subfolders are kept), the style names joined by '+', and png for pictures or
+mp4 for videos. A manifest row may name its own output instead."""
+
+
+@dataclass(frozen=True)
+class Job:
+    content: Path
+    styles: tuple[Path, ...]
+    output: Path  # relative to the output folder
+    options: Options = field(default_factory=Options)
+    kind: Kind = "image"
+
+    def key(self) -> str:
+        """What the result depends on: a rerun skips a job whose recorded key matches."""
+        record = {
+            "content": str(self.content.resolve()),
+            "styles": [str(s.resolve()) for s in self.styles],
+            "options": self.options.to_dict(),
+            "kind": self.kind,
+        }
+        return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: Job
+    status: Literal["done", "failed", "skipped"]
+    seconds: float = 0.0
+    device: str | None = None
+    loss: float | None = None
+    error: str | None = None
+
+
+# --- Planning: inputs to jobs ------------------------------------------------------------
+
+
+def _kind(path: Path) -> Kind | None:
+    suffix = path.suffix.lower()
+    return "image" if suffix in IMAGE_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else None
+
+
+def _output_name(content: Path, root: Path | None, styles: Sequence[Path], kind: Kind) -> Path:
+    stem = content.with_suffix("") if root is None else content.relative_to(root).with_suffix("")
+    if root is None:
+        stem = Path(stem.name)
+    name = TEMPLATE.format(
+        content=stem.name,
+        style="+".join(s.stem for s in styles),
+        ext="png" if kind == "image" else "mp4",
+    )
+    return stem.parent / name
+
+
+def _manifest_rows(path: Path) -> list[dict[str, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the manifest {path}: {one_line(e)}") from None
+    if path.suffix.lower() == ".csv":
+        rows: list[dict[str, Any]] = []
+        for row in csv.DictReader(io.StringIO(text)):
+            styles = [s for s in (row.get("styles") or row.get("style") or "").split(";") if s]
+            options = json.loads(row["options"]) if row.get("options") else {}
+            rows.append({"content": row.get("content"), "styles": styles,
+                         "options": options, "output": row.get("output") or None})  # fmt: skip
+        return rows
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path} line {number} is not JSON ({e.msg})") from None
+    return rows
+
+
+def _manifest_jobs(path: Path, styles: Sequence[Path], options: Options) -> list[Job]:
+    jobs = []
+    base = path.parent
+    for number, row in enumerate(_manifest_rows(path), 1):
+        where = f"{path.name} row {number}"
+        if not isinstance(row, dict) or not row.get("content"):
+            raise InputError(f"{where} has no content; give each row a content path")
+        content = base / str(row["content"])
+        kind = _kind(content)
+        if kind is None:
+            raise InputError(f"{where}: {content.name} is neither a picture nor a video")
+        row_styles = [base / str(s) for s in row.get("styles") or []] or list(styles)
+        if not row_styles:
+            raise InputError(f"{where} has no styles, and no --style was given")
+        given = row.get("options") or {}
+        if not isinstance(given, dict):
+            raise InputError(f"{where}: options must be a JSON object of stylize options")
+        try:
+            row_options = Options.from_kwargs(
+                **(options.to_dict() | {k: tuple(v) if isinstance(v, list) else v
+                                        for k, v in given.items()})
+            )  # fmt: skip
+        except StyleshiftError as e:
+            raise InputError(f"{where}: {e}") from None
+        groups = [row_styles] if row.get("styles") else [[s] for s in row_styles]
+        for group in groups:
+            output = row.get("output") or _output_name(content, None, group, kind)
+            jobs.append(Job(content, tuple(group), Path(output), row_options, kind))
+    return jobs
+
+
+def plan(
+    inputs: Sequence[Path], styles: Sequence[Path], options: Options | None = None
+) -> list[Job]:
+    """Jobs for files, folders (searched recursively for pictures and videos) and
+    manifests (.csv or .jsonl: content, styles, options, output per row). Every content is
+    paired with every style, one style per job, unless a manifest row names its styles
+    (then they are blended in one job)."""
+    options = options or Options()
+    jobs: list[Job] = []
+    for given in inputs:
+        if given.suffix.lower() in MANIFEST_SUFFIXES and given.is_file():
+            jobs += _manifest_jobs(given, styles, options)
+            continue
+        if given.is_dir():
+            found = sorted(
+                p
+                for p in given.rglob("*")
+                if p.is_file()
+                and _kind(p) is not None
+                and not any(part.startswith(".") for part in p.relative_to(given).parts)
+            )
+            root: Path | None = given
+        elif given.exists():
+            found, root = [given], None
+        else:
+            raise InputError(f"input {given} not found; check the path")
+        if not styles:
+            raise InputError("no style given; pass --style PAINTING (or a manifest with styles)")
+        for content in found:
+            kind = _kind(content)
+            if kind is None:
+                raise InputError(f"{content.name} is neither a picture nor a video")
+            for style in styles:
+                output = _output_name(content, root, [style], kind)
+                jobs.append(Job(content, (style,), output, options, kind))
+    outputs: dict[Path, Job] = {}
+    for job in jobs:
+        if job.output in outputs:
+            raise InputError(
+                f"{outputs[job.output].content} and {job.content} would both be written to "
+                f"{job.output}; rename one or give the outputs in a manifest"
+            )
+        outputs[job.output] = job
+    return jobs
+
+
+# --- The results manifest -------------------------------------------------------------------
+
+
+def finished(folder: Path) -> dict[str, str]:
+    """output -> key of the jobs that the manifest in `folder` records as done."""
+    done: dict[str, str] = {}
+    path = folder / RESULTS
+    if not path.exists():
+        return done
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+        if record.get("error") is None and "output" in record:
+            done[record["output"]] = record.get("key", "")
+    return done
+
+
+def _record(folder: Path, result: JobResult) -> None:
+    job = result.job
+    record = {
+        "content": str(job.content),
+        "styles": [str(s) for s in job.styles],
+        "output": str(job.output),
+        "key": job.key(),
+        "options": job.options.to_dict(),
+        "seconds": round(result.seconds, 3),
+        "device": result.device,
+        "loss": result.loss,
+        "error": result.error,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    with open(folder / RESULTS, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# --- Work: what a worker does with one job ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One job as it travels to a worker: the inputs' bytes, never paths."""
+
+    content_name: str
+    content: bytes
+    styles: tuple[tuple[str, bytes], ...]
+    options: dict[str, Any]
+    kind: Kind
+
+
+@dataclass(frozen=True)
+class Outcome:
+    data: bytes | None
+    seconds: float
+    device: str | None = None
+    loss: float | None = None
+    error: str | None = None
+
+
+def payload(job: Job) -> Payload:
+    try:
+        return Payload(
+            job.content.name,
+            job.content.read_bytes(),
+            tuple((s.name, s.read_bytes()) for s in job.styles),
+            job.options.to_dict(),
+            job.kind,
+        )
+    except OSError as e:
+        raise InputError(f"cannot read {e.filename}: {e.strerror}") from None
+
+
+def work(engine: StyleTransfer, item: Payload) -> Outcome:
+    """Stylise one payload; a user's mistake (a bad file, a bad option) is its outcome's
+    error, anything else propagates."""
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="styleshift-batch-") as tmp:
+        names = [item.content_name, *(name for name, _ in item.styles)]
+        paths = [Path(tmp) / str(i) / Path(name).name for i, name in enumerate(names)]
+        for path, data in zip(paths, [item.content, *(d for _, d in item.styles)], strict=True):
+            path.parent.mkdir()
+            path.write_bytes(data)
+        content, styles = paths[0], paths[1:]
+        try:
+            options = Options.from_kwargs(**item.options)
+            if item.kind == "video":
+                from .video import stylize_video  # PyAV and OpenCV: the [video] extra
+
+                out = Path(tmp) / "out.mp4"
+                stylize_video(content, styles, out, options, engine=engine)
+                return Outcome(out.read_bytes(), time.perf_counter() - start, str(engine.device))
+            result = engine.run(content, styles, options)
+            buffer = io.BytesIO()
+            result.image.save(buffer, format="PNG")
+            loss = result.loss if result.loss == result.loss else None  # NaN: a single pass
+            return Outcome(buffer.getvalue(), time.perf_counter() - start, result.device, loss)
+        except (StyleshiftError, ImportError) as e:
+            message = one_line(e)
+            for path, name in zip(paths, names, strict=True):  # the user's names, not ours
+                message = message.replace(str(path), name)
+            return Outcome(None, time.perf_counter() - start, error=message)
+
+
+# Each local worker process builds its engine once, in its initializer.
+_ENGINE: list[StyleTransfer] = []
+
+
+def _init_worker(device: str, threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    _ENGINE.append(StyleTransfer(device=device))
+
+
+def _work_in_process(item: Payload) -> Outcome:
+    return work(_ENGINE[0], item)
+
+
+# --- The driver -----------------------------------------------------------------------------
+
+
+def default_workers() -> int:
+    """One worker per two cores (each runs its convolutions on two threads), as many as
+    the memory holds at about 2 GB each (a 512 px optimisation peaks near 1.6 GB)."""
+    cores = os.cpu_count() or 1
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        available = 2 << 30
+    return max(1, min(cores // 2, int(available // (2 << 30))))
+
+
+def _write(folder: Path, job: Job, outcome: Outcome, overwrite: bool) -> JobResult:
+    if outcome.error is not None or outcome.data is None:
+        return JobResult(job, "failed", outcome.seconds, outcome.device, error=outcome.error)
+    target = folder / job.output
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(
+        dir=target.parent, prefix=f".{target.name}-", suffix=".tmp", delete=False
+    ) as f:
+        f.write(outcome.data)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        publish_file(f.name, target, overwrite=overwrite or target.exists())
+    except (OSError, OutputError) as e:
+        os.unlink(f.name)
+        return JobResult(job, "failed", outcome.seconds, outcome.device, error=one_line(e))
+    return JobResult(job, "done", outcome.seconds, outcome.device, outcome.loss)
+
+
+def _todo(jobs: Sequence[Job], folder: Path, overwrite: bool) -> tuple[list[Job], list[JobResult]]:
+    done = finished(folder)
+    todo, settled = [], []
+    for job in jobs:
+        target = folder / job.output
+        if target.exists() and done.get(str(job.output)) == job.key():
+            settled.append(JobResult(job, "skipped"))
+        elif target.exists() and not overwrite:
+            why = "was made with other options" if str(job.output) in done else "exists"
+            settled.append(JobResult(job, "failed", error=f"{job.output} {why}; pass "
+                                     "--overwrite to replace it"))  # fmt: skip
+        else:
+            todo.append(job)
+    return todo, settled
+
+
+def run_batch(
+    jobs: Iterable[Job],
+    folder: Path,
+    *,
+    workers: int | None = None,
+    device: str = "auto",
+    overwrite: bool = False,
+    ray: bool = False,
+    ray_address: str | None = None,
+) -> Iterator[JobResult]:
+    """Run the jobs not already done in `folder`, yielding each result as it finishes
+    (skipped and refused ones first). Outputs are written atomically and recorded in
+    folder/batch-results.jsonl as they finish, so a rerun does only what is left."""
+    folder.mkdir(parents=True, exist_ok=True)
+    todo, settled = _todo(list(jobs), folder, overwrite)
+    for result in settled:
+        if result.status == "failed":
+            _record(folder, result)
+        yield result
+    if not todo:
+        return
+    count = workers or default_workers()
+    threads = max(1, (os.cpu_count() or 1) // count)
+    pool: Pool
+    if ray:
+        from .cluster import ray_pool  # Ray: the [ray] extra, loaded only when asked for
+
+        pool = ray_pool(count, threads, device, ray_address)
+    elif count == 1:
+        pool = _InProcess(device)
+    else:
+        pool = _Processes(count, threads, device)
+    with pool:
+        pending: dict[cf.Future[Outcome], Job] = {}
+        queue = iter(todo)
+
+        def feed() -> None:
+            for job in queue:
+                try:
+                    item = payload(job)
+                except InputError as e:
+                    failed = JobResult(job, "failed", error=str(e))
+                    _record(folder, failed)
+                    early.append(failed)
+                    continue
+                pending[pool.submit(item)] = job
+                if len(pending) >= pool.depth:  # the workers busy, the memory bounded
+                    return
+
+        early: list[JobResult] = []
+        feed()
+        while pending or early:
+            yield from early
+            early.clear()
+            if not pending:
+                break
+            finished_now, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            for future in finished_now:
+                job = pending.pop(future)
+                result = _write(folder, job, future.result(), overwrite)
+                _record(folder, result)
+                yield result
+            feed()
+
+
+class Pool(Protocol):
+    depth: int  # payloads in flight at once
+
+    def submit(self, item: Payload) -> cf.Future[Outcome]: ...
+    def __enter__(self) -> Pool: ...
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None: ...
+
+
+class _InProcess:
+    """One worker: this process, with no pool to start."""
+
+    depth = 1
+
+    def __init__(self, device: str) -> None:
+        self.engine = StyleTransfer(device=device)
+
+    def submit(self, item: Payload) -> cf.Future[Outcome]:
+        future: cf.Future[Outcome] = cf.Future()
+        future.set_result(work(self.engine, item))
+        return future
+
+    def __enter__(self) -> _InProcess:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        pass
+
+
+class _Processes:
+    """Worker processes that each load the network once. They are spawned, not forked (a
+    fork of a process whose PyTorch thread pool is running can deadlock), ignore Ctrl-C
+    (the driver handles it) and are terminated when the driver stops early."""
+
+    def __init__(self, count: int, threads: int, device: str) -> None:
+        self.depth = 2 * count
+        self.pool = multiprocessing.get_context("spawn").Pool(
+            count, initializer=_init_worker, initargs=(device, threads)
+        )
+
+    def submit(self, item: Payload) -> cf.Future[Outcome]:
+        future: cf.Future[Outcome] = cf.Future()
+        self.pool.apply_async(
+            _work_in_process, (item,), callback=future.set_result,
+            error_callback=future.set_exception,
+        )  # fmt: skip
+        return future
+
+    def __enter__(self) -> _Processes:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is None:
+            self.pool.close()
+        else:
+            self.pool.terminate()
+        self.pool.join()

@@ -1,0 +1,192 @@
+"""`styleshift batch`: planning, local workers, resuming, failures, manifests, videos, Ray."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from styleshift import InputError, Options
+from styleshift.batch import RESULTS, Job, plan, run_batch
+from styleshift.cli import main
+
+pytestmark = pytest.mark.slow
+INSTANT = ["--preset", "instant", "--size", "64"]
+
+
+@pytest.fixture
+def photos(images: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    (folder / "city").mkdir(parents=True)
+    for name in ("kodim21_lighthouse.png", "kodim23_parrots.png"):
+        shutil.copy(images / "content" / name, folder / name)
+    shutil.copy(images / "content" / "tubingen.jpg", folder / "city" / "tubingen.jpg")
+    return folder
+
+
+@pytest.fixture
+def styles(images: Path) -> list[Path]:
+    return [images / "style" / "hokusai_great_wave.jpg", images / "style" / "picabia_udnie.jpg"]
+
+
+def _style_args(styles: list[Path]) -> list[str]:
+    return [a for s in styles for a in ("--style", str(s))]
+
+
+def _records(out: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in (out / RESULTS).read_text().splitlines()]
+
+
+def test_folders_pair_every_content_with_every_style(photos: Path, styles: list[Path]) -> None:
+    jobs = plan([photos], styles)
+    assert sorted(str(j.output) for j in jobs) == [
+        "city/tubingen__hokusai_great_wave.png",
+        "city/tubingen__picabia_udnie.png",
+        "kodim21_lighthouse__hokusai_great_wave.png",
+        "kodim21_lighthouse__picabia_udnie.png",
+        "kodim23_parrots__hokusai_great_wave.png",
+        "kodim23_parrots__picabia_udnie.png",
+    ]
+    assert all(len(j.styles) == 1 and j.kind == "image" for j in jobs)
+    with pytest.raises(InputError, match="no style given"):
+        plan([photos], [])
+    with pytest.raises(InputError, match="not found"):
+        plan([photos / "missing.png"], styles)
+    (photos / "again").mkdir()
+    shutil.copy(photos / "kodim23_parrots.png", photos / "again" / "kodim23_parrots.png")
+    assert len(plan([photos], styles)) == 8  # subfolders keep outputs apart
+    with pytest.raises(InputError, match="would both be written to"):
+        plan([photos / "kodim23_parrots.png", photos / "again" / "kodim23_parrots.png"], styles)
+
+
+def test_manifests_pair_explicitly_and_carry_options(
+    photos: Path, styles: list[Path], tmp_path: Path
+) -> None:
+    jsonl = tmp_path / "jobs.jsonl"
+    rows = [
+        {"content": "photos/kodim23_parrots.png", "styles": [str(s) for s in styles],
+         "options": {"strength": 0.5, "levels": ["relu4_1"]}, "output": "blend.png"},
+        {"content": "photos/kodim21_lighthouse.png"},
+    ]  # fmt: skip
+    jsonl.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    jobs = plan([jsonl], styles[:1], Options(preset="instant"))
+    assert [(str(j.output), len(j.styles)) for j in jobs] == [
+        ("blend.png", 2),  # the row's styles, blended
+        ("kodim21_lighthouse__hokusai_great_wave.png", 1),  # no styles: every --style
+    ]
+    assert jobs[0].options.strength == 0.5 and jobs[0].options.preset == "instant"
+    assert jobs[0].options.levels == ("relu4_1",)
+    csv_file = tmp_path / "jobs.csv"
+    csv_file.write_text(
+        "content,styles,output,options\nphotos/kodim23_parrots.png,"
+        f'{styles[0]};{styles[1]},both.png,"{{""strength"": 0.25}}"\n'
+    )
+    (job,) = plan([csv_file], [])
+    assert job.styles == tuple(styles) and job.options.strength == 0.25
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        json.dumps({"content": "photos/kodim23_parrots.png", "options": {"strenght": 1}})
+    )
+    with pytest.raises(InputError, match="did you mean 'strength'"):
+        plan([bad], styles)
+
+
+def test_two_workers_resume_and_a_bad_file_fails_alone(
+    photos: Path, styles: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (photos / "broken.png").write_bytes(b"not a picture")
+    out = tmp_path / "out"
+    argv = ["batch", str(photos), *_style_args(styles), "-o", str(out), "--workers", "2",
+            *INSTANT]  # fmt: skip
+    assert main(argv) == 2  # the broken file, once per style
+    err = capsys.readouterr().err
+    assert err.count("failed: ") == 2 and "'broken.png' is not a supported image" in err
+    made = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert len(made) == 6 and "city/tubingen__picabia_udnie.png" in made
+    for path in out.rglob("*.png"):
+        with Image.open(path) as im:
+            assert max(im.size) == 64
+    records = _records(out)
+    assert sum(r["error"] is None for r in records) == 6
+    assert sum(r["error"] is not None for r in records) == 2
+
+    (out / "kodim23_parrots__hokusai_great_wave.png").unlink()
+    (photos / "broken.png").unlink()
+    assert main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["done"], report["failed"], report["skipped"]) == (1, 0, 5)
+    assert [r["output"] for r in report["results"] if r["status"] == "done"] == [
+        "kodim23_parrots__hokusai_great_wave.png"
+    ]
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_outputs_from_other_options_or_elsewhere_are_kept(
+    photos: Path, styles: list[Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    jobs = plan([photos / "kodim23_parrots.png"], styles[:1], Options(preset="instant", size=64))
+    assert [r.status for r in run_batch(jobs, out, workers=1)] == ["done"]
+    first = (out / jobs[0].output).read_bytes()
+    other = [Job(j.content, j.styles, j.output, Options(preset="instant", size=80)) for j in jobs]
+    (result,) = run_batch(other, out, workers=1)
+    assert result.status == "failed" and "made with other options" in str(result.error)
+    assert (out / jobs[0].output).read_bytes() == first
+    (result,) = run_batch(other, out, workers=1, overwrite=True)
+    assert result.status == "done"
+    with Image.open(out / jobs[0].output) as im:
+        assert max(im.size) == 80
+
+
+def test_a_video_is_one_item(images: Path, styles: list[Path], tmp_path: Path) -> None:
+    av = pytest.importorskip("av")
+    clip = tmp_path / "clip.mp4"
+    frames = sorted((images / "video" / "sintel_market_frames").glob("*.png"))[:6]
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for file in frames:
+            picture = Image.open(file).convert("RGB").resize((96, 64))
+            for packet in stream.encode(av.VideoFrame.from_image(picture)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    (result,) = run_batch(
+        plan([clip], styles[:1], Options(preset="instant", size=64)), tmp_path / "out", workers=1
+    )
+    assert result.status == "done", result.error
+    with av.open(str(tmp_path / "out" / "clip__hokusai_great_wave.mp4")) as container:
+        decoded = list(container.decode(video=0))
+    assert len(decoded) == 6 and (decoded[0].width, decoded[0].height) == (64, 42)
+
+
+def test_ray_without_ray_installed_says_how_to_install_it(
+    photos: Path, styles: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    argv = ["batch", str(photos / "kodim23_parrots.png"), *_style_args(styles[:1]),
+            "-o", str(tmp_path / "out"), "--ray", *INSTANT]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pip install 'styleshift[ray]'" in err and len(err.splitlines()) == 1
+
+
+def test_a_local_ray_cluster_gives_the_same_outputs(
+    photos: Path, styles: list[Path], tmp_path: Path
+) -> None:
+    pytest.importorskip("ray")
+    jobs = plan([photos], styles, Options(preset="instant", size=64, precision="float32"))
+    local = [r.status for r in run_batch(jobs, tmp_path / "local", workers=1)]
+    on_ray = [r.status for r in run_batch(jobs, tmp_path / "ray", workers=2, ray=True)]
+    assert local == on_ray == ["done"] * 6
+    for job in jobs:
+        a = np.asarray(Image.open(tmp_path / "local" / job.output), dtype=np.int16)
+        b = np.asarray(Image.open(tmp_path / "ray" / job.output), dtype=np.int16)
+        assert np.abs(a - b).max() <= 2  # thread counts may round float32 differently
+    assert len(_records(tmp_path / "ray")) == 6
