@@ -5,7 +5,7 @@ CONTENT := ../shared/images/content/tubingen.jpg
 STYLE := ../shared/images/style/vangogh_starry_night.jpg
 
 .PHONY: setup demo weights test lint check bench bench-large bench-video bench-instant \
-	train-decoders clean
+	bench-batch gallery train-decoders clean
 
 setup: $(BIN)/styleshift
 
@@ -46,6 +46,14 @@ bench-video: weights
 bench-instant: weights
 	$(BIN)/python bench/instant.py speed
 	$(BIN)/python bench/instant.py quality --compare 6
+
+# Pictures per minute of `styleshift batch`, local and on Ray (docs/performance.md).
+bench-batch: weights
+	$(BIN)/python bench/batch.py
+
+# The README's gallery, through `styleshift compare` (reports in out/gallery/).
+gallery: weights
+	$(BIN)/python scripts/gallery.py
 
 # The shipped decoder, from data the package registries provide (docs/feedforward.md).
 # Resumable: run it again after an interruption; a larger RELU4_STEPS trains further.
