@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import stat
@@ -760,6 +761,18 @@ def test_an_adobe_rgb_photo_is_converted_to_srgb(images: Path) -> None:
     plain = Image.open(path).convert("RGB")
     # Adobe RGB's primaries are wider: read as sRGB its colours look washed out.
     assert _saturation(im.load_image(path)) > 1.2 * _saturation(plain)
+
+
+def test_an_adobe_rgb_photo_gets_the_pixels_littlecms_gives(images: Path) -> None:
+    raw = Image.open(images / "content/rocket.jpg")
+    source = ImageCms.ImageCmsProfile(io.BytesIO(raw.info["icc_profile"]))
+    transform = ImageCms.buildTransform(
+        source, ImageCms.createProfile("sRGB"), "RGB", "RGB",
+        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+    )  # fmt: skip
+    expected = np.asarray(ImageCms.applyTransform(raw.convert("RGB"), transform), np.int16)
+    loaded = np.asarray(im.load_image(images / "content/rocket.jpg"), np.int16)
+    assert np.abs(loaded - expected).max() <= 2
 
 
 def test_profiles_are_applied_to_in_memory_images_with_alpha(images: Path) -> None:

