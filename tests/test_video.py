@@ -289,3 +289,53 @@ def test_instant_video_refuses_the_optimisation_settings(tmp_path, sintel, style
                      "--blend", "0.5"])  # fmt: skip
     assert code == 2
     assert "--blend does not apply to the optimisation method" in capsys.readouterr().err
+
+
+# -- the pictures themselves ------------------------------------------------------------------
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean())
+    return 10 * np.log10(255**2 / max(mse, 1e-12))
+
+
+def test_each_encoded_frame_is_its_stylised_frame_in_order(tmp_path, images, style, engine):
+    # A "clip" of five different photos: neighbouring frames share nothing, so a swapped,
+    # repeated, missing or unstylised frame cannot pass for the right one.
+    source = tmp_path / "source"
+    source.mkdir()
+    photos = sorted((images / "content").iterdir())[:5]
+    for i, photo in enumerate(photos):
+        Image.open(photo).convert("RGB").resize((128, 96)).save(source / f"f{i:02d}.png")
+    out = tmp_path / "out.mp4"
+    opts = Options(preset="instant", size=128, device="cpu")
+    stylize_video(source, [style], out, opts, engine=engine, keep_work=True)
+    parts = sorted((tmp_path / "out.mp4.parts").glob("frame_*.png"))
+    stylised = [np.asarray(Image.open(p).convert("RGB")) for p in parts]
+    contents = [np.asarray(Image.open(f)) for f in sorted(source.iterdir())]
+    with av.open(str(out)) as container:
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(decoded) == len(stylised) == 5
+    for i, frame in enumerate(decoded):
+        same = _psnr(frame, stylised[i])
+        assert same > 30, f"frame {i + 1}: {same:.1f} dB from its own stylised frame"
+        others = [s for j, s in enumerate(stylised) if j != i] + [contents[i]]
+        assert max(_psnr(frame, o) for o in others) < same - 10
+
+
+def test_colour_preservation_holds_in_video(tmp_path, sintel, style, engine):
+    def chroma_error(mode: str) -> float:
+        out = tmp_path / mode
+        opts = Options(preset="instant", size=96, preserve_color=mode, device="cpu")
+        stylize_video(sintel, [style], out, opts, engine=engine, duration=3 / 24)
+        frames = [Image.open(f).convert("RGB") for f in sorted(out.iterdir())]
+        contents = [c.resize(frames[0].size, Image.Resampling.LANCZOS)
+                    for c in read_frames(probe(sintel, duration=3 / 24))]  # fmt: skip
+        return float(np.mean([
+            np.abs(np.asarray(f.convert("YCbCr"), np.float32)[..., 1:]
+                   - np.asarray(c.convert("YCbCr"), np.float32)[..., 1:]).mean()
+            for f, c in zip(frames, contents, strict=True)
+        ]))  # fmt: skip
+
+    kept, free = chroma_error("luminance"), chroma_error("none")
+    assert kept < 2.0 and kept < free / 4
