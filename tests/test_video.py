@@ -339,3 +339,111 @@ def test_colour_preservation_holds_in_video(tmp_path, sintel, style, engine):
 
     kept, free = chroma_error("luminance"), chroma_error("none")
     assert kept < 2.0 and kept < free / 4
+
+
+# -- audio -----------------------------------------------------------------------------------
+
+INSTANT = Options(preset="instant", size=64, device="cpu")
+
+
+def _samples(path: Path, start: float = 0.0, seconds: float = 0.6) -> np.ndarray:
+    """The audio from `start` for `seconds`, mono at 16 kHz."""
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
+    chunks = []
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1))
+    audio = np.concatenate(chunks)
+    first = round(start * 16000)
+    return audio[first : first + round(seconds * 16000)]
+
+
+def _best_match(part: np.ndarray, whole: np.ndarray) -> tuple[int, float]:
+    """The lag (in samples) where `part` best matches `whole`, and its correlation."""
+    best = (0, -1.0)
+    for lag in range(0, len(whole) - len(part)):
+        window = whole[lag : lag + len(part)]
+        r = float(np.corrcoef(part, window)[0, 1])
+        best = max(best, (lag, r), key=lambda b: b[1])
+    return best
+
+
+def test_the_audio_comes_from_the_chosen_section(tmp_path, clip, style, engine):
+    out = tmp_path / "out.mp4"
+    stylize_video(clip, [style], out, INSTANT, engine=engine, start=4.0, duration=0.5)
+    heard = _samples(out, 0.0, 0.3)
+    lag, r = _best_match(heard, _samples(clip, 3.9, 0.5))
+    assert r > 0.9 and abs(lag - 1600) < 0.03 * 16000  # 0.1 s into a window from 3.9 s
+    assert _best_match(heard, _samples(clip, 0.0, 0.5))[1] < 0.5  # not the clip's start
+
+
+def test_webm_gets_opus_with_a_note(tmp_path, clip, style, engine):
+    out = tmp_path / "out.webm"
+    report = stylize_video(clip, [style], out, INSTANT, engine=engine, start=4.0, duration=0.3)
+    assert _streams(out)["audio"] == ["opus"]
+    assert any("re-encoded from aac to libopus" in n for n in report.notes)
+    _, r = _best_match(_samples(out, 0.05, 0.2), _samples(clip, 3.9, 0.5))
+    assert r > 0.8  # the same sound, through a lossy re-encode
+
+
+def test_a_clip_without_sound_gives_a_silent_output_and_a_note(tmp_path, images, style, engine):
+    silent = tmp_path / "silent.mp4"
+    with av.open(str(silent), "w") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for _ in range(3):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    out = tmp_path / "out.mp4"
+    report = stylize_video(silent, [style], out, INSTANT, engine=engine)
+    assert _streams(out)["audio"] == []
+    assert report.notes == ["the input has no audio track; the output is silent"]
+
+
+# -- the work folder -------------------------------------------------------------------------
+
+
+def test_resume_with_nothing_to_resume_is_refused(tmp_path, sintel, style):
+    with pytest.raises(OutputError, match="nothing to resume"):
+        stylize_video(sintel, [style], tmp_path / "out.mp4", INSTANT, engine=_no_engine,
+                      duration=2 / 24, resume=True)  # fmt: skip
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_another_input_is_refused_and_overwrite_discards_the_folder(
+    tmp_path, sintel, clip, style, engine
+):
+    out, work = tmp_path / "out.mp4", tmp_path / "work"
+    with pytest.raises(KeyboardInterrupt):  # a feed-forward frame has no "best so far"
+        stylize_video(sintel, [style], out, INSTANT, engine=engine, duration=3 / 24,
+                      work_dir=work, callback=_interrupt)  # fmt: skip
+    with pytest.raises(OutputError, match="different input or options"):
+        stylize_video(clip, [style], out, INSTANT, engine=_no_engine, duration=3 / 24,
+                      work_dir=work)  # fmt: skip
+    report = stylize_video(clip, [style], out, INSTANT, engine=engine, duration=3 / 24,
+                           work_dir=work, overwrite=True, keep_work=True)  # fmt: skip
+    assert report.resumed_from == 0 and _streams(out)["frames"] == 3
+    kept = sorted(p.name for p in work.iterdir())
+    assert kept[:3] == ["frame_000001.png", "frame_000002.png", "frame_000003.png"]
+    assert json.loads((work / kept[-1]).read_text())  # the manifest, kept with them
+
+
+def test_an_encoding_failure_leaves_no_output_and_no_temporary_file(
+    tmp_path, sintel, style, engine, monkeypatch
+):
+    from styleshift import videoio
+
+    def full_disk(frames, tmp, *args):
+        tmp.write_bytes(b"half a video")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(videoio, "_encode", full_disk)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(OutputError, match=r"could not write .*No space left"):
+        stylize_video(sintel, [style], out, INSTANT, engine=engine, duration=2 / 24)
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4.parts"]  # frames kept to resume
