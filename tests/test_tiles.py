@@ -186,3 +186,64 @@ def test_cli_budget_too_small_is_one_line(
     assert err[-1].startswith("styleshift: error: a memory budget of 0.01 GiB is too small")
     assert "too small for a 512x384 image" in err[-1]
     assert not err[-1].endswith(".") and len(err) <= 2 and not out.exists()
+
+
+# -- the budget against what a run really uses -------------------------------------------------
+
+# In a fresh process: the resident memory just before the run, the peak during it (sampled),
+# and the tile the run used. Everything a run allocates, the L-BFGS state included, counts.
+MEASURE = """
+import json, sys
+import torch
+from styleshift import Options, StyleTransfer
+from styleshift.memory import PeakMemory
+content, style, size, budget = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+engine = StyleTransfer(device="cpu")
+opts = Options(size=size, multiscale=False, iterations=(1,), max_memory=budget)
+engine.run(content, style, Options(size=64, multiscale=False, iterations=(1,)))  # warm up
+with PeakMemory(torch.device("cpu")) as peak:
+    baseline = peak.bytes
+    result = engine.run(content, style, opts)
+print(json.dumps({"baseline": baseline, "peak": peak.bytes, "tile": result.scales[-1].tile}))
+"""
+
+
+def _measure(images: Path, weights_file: Path, size: int, budget: float) -> dict[str, int]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    content_path, style_path = _pair(images)
+    env = dict(os.environ, STYLESHIFT_HOME=str(weights_file.parent))
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(content_path), str(style_path), str(size),
+         str(budget)],
+        env=env, capture_output=True, text=True, timeout=600, check=True,
+    )  # fmt: skip
+    found: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+@pytest.mark.parametrize("size", [384, 448, 512, 576, 768, 1024, 2048, 4096])
+def test_the_budget_a_refusal_suggests_fits_and_a_little_less_does_not(size: int) -> None:
+    width, height = size, size * 3 // 4
+    with pytest.raises(OptionError, match=r"allow at least [\d.]+ GiB") as refused:
+        tiles.plan(height, width, 64 * 2**20)
+    suggested = float(str(refused.value).split("at least ")[1].split(" GiB")[0])
+    assert tiles.plan(height, width, int(suggested * 2**30)).tile is not None
+    with pytest.raises(OptionError):
+        tiles.plan(height, width, int(tiles.least_budget(height, width) * 0.97))
+
+
+@pytest.mark.slow
+def test_a_tiled_run_within_the_suggested_budget_stays_within_it(
+    images: Path, weights_file: Path
+) -> None:
+    with pytest.raises(OptionError, match=r"allow at least 0\.25 GiB"):
+        tiles.plan(384, 512, int(0.2 * 2**30))
+    found = _measure(images, weights_file, 512, 0.25)
+    assert found["tile"] is not None  # the budget made it tile
+    used = found["peak"] - found["baseline"]
+    # Measured: 0.224 GiB at 512 px in 64 px tiles (0.306 of 0.5 GiB at 768 px).
+    assert 0 < used <= 0.25 * 2**30, f"{used / 2**30:.3f} GiB used of 0.25 GiB"

@@ -149,16 +149,21 @@ def plan(height: int, width: int, budget: int, *, optimise: bool = True) -> Plan
     pixels = height * width
     usable = int(budget * HEADROOM)
     history = 0
-    steady = 0
     if optimise:
         per_pair = 2 * pixels * _VECTOR_BYTES
         history = max(MIN_HISTORY, min(HISTORY, usable // 4 // per_pair))
-        steady = pixels * (_VECTOR_BYTES * (_STEADY_VECTORS + 2 * history) + _CONTENT_BYTES)
-    left = usable - steady
-    if pixels * PASS_BYTES_PER_PIXEL <= left:
-        return Plan(None, history)
-    crop = math.isqrt(max(0, left) // PASS_BYTES_PER_PIXEL)
-    tile = (crop - 2 * MARGIN) // ALIGN * ALIGN
+    while True:
+        steady = 0
+        if optimise:
+            steady = pixels * (_VECTOR_BYTES * (_STEADY_VECTORS + 2 * history) + _CONTENT_BYTES)
+        left = usable - steady
+        if pixels * PASS_BYTES_PER_PIXEL <= left:
+            return Plan(None, history)
+        crop = math.isqrt(max(0, left) // PASS_BYTES_PER_PIXEL)
+        tile = (crop - 2 * MARGIN) // ALIGN * ALIGN
+        if tile >= MIN_TILE or not optimise or history == MIN_HISTORY:
+            break
+        history = MIN_HISTORY  # the curvature pairs give way before the tiles do
     if tile < MIN_TILE:
         smallest = least_budget(height, width)
         raise OptionError(
