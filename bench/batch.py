@@ -8,6 +8,8 @@ Each cell runs one batch of --images photos (the shared content photos, repeated
 needed) with one painting into an empty folder, through `run_batch` as the CLI does, and
 times it from the call to the last result: worker start-up (processes spawning and
 loading VGG-19, or a local Ray cluster starting) included, since a user's batch pays it.
+The steady rate leaves the start-up out: pictures after the first result of every worker
+over the time they took, the pace a long batch settles to.
 Modes: `local1` (the driver's own process), `local2` (two worker processes of one thread
 each), `ray2` (a local Ray cluster with two one-CPU actors). Refuses to run on a busy
 machine (another process using more than 10% of the CPUs over one second) unless
@@ -65,9 +67,12 @@ def cell(preset: str, size: int, mode: str, count: int, precision: str) -> dict[
             link.symlink_to(photo)
             inputs.append(link)
         start = time.perf_counter()
-        results = list(run_batch(plan(inputs, [painting], options), Path(tmp) / "out",
-                                 workers=workers, ray=ray))  # fmt: skip
-        wall = time.perf_counter() - start
+        results, stamps = [], []
+        for result in run_batch(plan(inputs, [painting], options), Path(tmp) / "out",
+                                workers=workers, ray=ray):  # fmt: skip
+            results.append(result)
+            stamps.append(time.perf_counter())
+        wall = stamps[-1] - start
     failed = [r.error for r in results if r.status != "done"]
     if failed:
         raise SystemExit(f"{preset} {size} {mode}: {failed[0]}")
@@ -78,6 +83,9 @@ def cell(preset: str, size: int, mode: str, count: int, precision: str) -> dict[
         "images": count,
         "wall_s": wall,
         "per_minute": count / wall * 60,
+        # Once every worker is up: the pace a long batch settles to, start-up left out.
+        "steady_per_minute": (count - workers) / (stamps[-1] - stamps[workers - 1]) * 60,
+        "startup_s": stamps[workers - 1] - start,
         "item_median_s": sorted(r.seconds for r in results)[len(results) // 2],
     }
 
@@ -116,12 +124,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| preset | size | mode | images | wall s | per minute | median item s |",
-             "|---|---:|---|---:|---:|---:|---:|"]  # fmt: skip
+    lines = ["| preset | size | mode | images | wall s | per minute | steady per minute "
+             "| first results s | median item s |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in rows:
         lines.append(
             f"| {r['preset']} | {r['size']} | {r['mode']} | {r['images']} | {r['wall_s']:.1f} "
-            f"| {r['per_minute']:.1f} | {r['item_median_s']:.2f} |"
+            f"| {r['per_minute']:.1f} | {r['steady_per_minute']:.1f} | {r['startup_s']:.1f} "
+            f"| {r['item_median_s']:.2f} |"
         )
     return "\n".join(lines)
 

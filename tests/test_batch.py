@@ -190,3 +190,15 @@ def test_a_local_ray_cluster_gives_the_same_outputs(
         b = np.asarray(Image.open(tmp_path / "ray" / job.output), dtype=np.int16)
         assert np.abs(a - b).max() <= 2  # thread counts may round float32 differently
     assert len(_records(tmp_path / "ray")) == 6
+
+
+def test_a_moved_input_folder_still_resumes(
+    photos: Path, styles: list[Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    options = Options(preset="instant", size=64)
+    first = list(run_batch(plan([photos / "city"], styles[:1], options), out, workers=1))
+    assert [r.status for r in first] == ["done"]
+    moved = photos.rename(tmp_path / "moved")
+    again = list(run_batch(plan([moved / "city"], styles[:1], options), out, workers=1))
+    assert [r.status for r in again] == ["skipped"]  # the same bytes, the same output

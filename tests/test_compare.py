@@ -121,6 +121,8 @@ def test_the_report_shows_every_picture_and_plot_in_a_browser(
     assert len([s for s in sources if s.startswith("results/")]) == 4
     assert rows == 1 + 4 and best > 0
     assert all(urlparse(u).scheme == "file" for u in requests), requests
+    facts = json.loads((report / "results.json").read_text())
+    assert len(facts["runs"]) == 4 and facts["command"].startswith("styleshift compare")
     options = text.split("<summary>Options of every run</summary><pre>")[1].split("</pre>")[0]
     recorded = json.loads(html.unescape(options))
     assert recorded["fast style_weight=3.0 · picabia_udnie.jpg"]["style_weight"] == 3.0

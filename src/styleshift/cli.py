@@ -312,7 +312,8 @@ def _add_batch_parser(commands: Any) -> None:
     batch.add_argument(
         "--workers", type=int, default=None, metavar="N",
         help="worker processes (or Ray actors), each loading the network once "
-        "(default: one per two cores, as many as the memory holds)",
+        "(default: one per core, as many as the memory holds; with Ray, one per CPU of "
+        "the cluster)",
     )  # fmt: skip
     batch.add_argument("--ray", action="store_true",
                        help="run on Ray: a local cluster started for the run, or --ray-address; "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import os
 import threading
 from typing import Any
 
@@ -29,9 +30,12 @@ class _Actor:
 
 
 class RayPool:
-    """`count` actors of `threads` CPUs each; a payload goes to the least busy one."""
+    """Actors that each load the network once; a payload goes to the least busy one.
 
-    def __init__(self, count: int, threads: int, device: str, address: str | None) -> None:
+    Without `count`, one one-CPU actor per CPU of the cluster (local: of this machine);
+    with it, `count` actors sharing the cluster's CPUs."""
+
+    def __init__(self, count: int | None, device: str, address: str | None) -> None:
         try:
             import ray
         except ImportError:
@@ -40,20 +44,23 @@ class RayPool:
                 "local worker processes)"
             ) from None
         self.ray: Any = ray
-        self.depth = 2 * count
         self.started = not ray.is_initialized()
         if self.started:
             try:
                 if address:
                     ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
                 else:
-                    ray.init(num_cpus=count * threads, include_dashboard=False,
+                    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False,
                              logging_level=logging.WARNING, log_to_driver=False)  # fmt: skip
             except (ConnectionError, RuntimeError, ValueError) as e:
                 where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
                 raise StyleshiftError(f"cannot start or reach {where}: {e}") from None
+        cpus = max(1, int(self.ray.cluster_resources().get("CPU", 1)))
+        count = count or cpus
+        threads = max(1, cpus // count)
         actor: Any = ray.remote(num_cpus=threads)(_Actor)
         self.actors = [actor.remote(device, threads) for _ in range(count)]
+        self.depth = 2 * count
         self.busy = [0] * count
         self.lock = threading.Lock()  # Ray completes futures on its own threads
 
@@ -78,7 +85,3 @@ class RayPool:
             self.ray.kill(a)
         if self.started:
             self.ray.shutdown()
-
-
-def ray_pool(count: int, threads: int, device: str, address: str | None) -> RayPool:
-    return RayPool(count, threads, device, address)

@@ -4,12 +4,14 @@ and two plots (matplotlib, as SVG files beside the page). Nothing is fetched fro
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import math
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .compare import Comparison, Run
 from .image import publish_file
@@ -50,6 +52,15 @@ def _figure(src: str, caption: str) -> str:
     )
 
 
+def _plain_log_axis(axis: Any) -> None:
+    """Ticks at 1, 2 and 5 of each decade, written 0.2 or 8 rather than 2×10⁻¹."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ScalarFormatter())
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _loss_plot(runs: Sequence[Run], path: Path) -> bool:
     from matplotlib.figure import Figure  # no pyplot: no global state, no display
 
@@ -61,6 +72,7 @@ def _loss_plot(runs: Sequence[Run], path: Path) -> bool:
     for r in traced:
         ax.plot([t for t, _ in r.trace], [v for _, v in r.trace], label=f"{r.label} · {r.painting}")
     ax.set(xlabel="seconds", ylabel="loss (each run's own weights)", yscale="log")
+    _plain_log_axis(ax.yaxis)
     ax.set_title("Loss over time (jumps are the scale changes)")
     ax.legend(fontsize="small")
     fig.tight_layout()
@@ -81,6 +93,7 @@ def _tradeoff_plot(runs: Sequence[Run], path: Path) -> None:
     ax.legend(fontsize="x-small")
     ax.set(xlabel="content similarity (→ keeps the photo)",
            ylabel="Gram reduction (↑ carries the style)", yscale="log")  # fmt: skip
+    _plain_log_axis(ax.yaxis)
     ax.set_title("Style against content: up and right is better")
     fig.tight_layout()
     fig.savefig(path, format="svg")
@@ -127,9 +140,21 @@ def _table(runs: Sequence[Run]) -> str:
     )
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=f".{path.name}-", suffix=".tmp", delete=False,
+        encoding="utf-8",
+    ) as f:  # fmt: skip
+        f.write(text)
+    publish_file(f.name, path, overwrite=True)
+
+
 def write_report(comparison: Comparison, folder: Path, command: str = "") -> Path:
-    """Writes folder/index.html (atomically) and its plots; returns the page's path."""
+    """Writes folder/index.html and folder/results.json (every number, for scripts), both
+    atomically, and the plots; returns the page's path."""
     runs = comparison.runs
+    facts = dataclasses.asdict(comparison) | {"command": command}
+    _write_atomically(folder / "results.json", json.dumps(facts, indent=2) + "\n")
     plots = []
     if runs:
         _tradeoff_plot(runs, folder / "tradeoff.svg")
@@ -168,16 +193,13 @@ def write_report(comparison: Comparison, folder: Path, command: str = "") -> Pat
         "<h2>Plots</h2>",
         "".join(f'<img class="plot" src="{p}" alt="{p}">' for p in plots),
         f"<h2>Machine</h2><table>{machine}</table>",
-        "<h2>Reproduce</h2>",
+        "<h2>Reproduce</h2><p>Every number of this page is also in "
+        "<a href='results.json'>results.json</a>.</p>",
         f"<pre>{html.escape(command)}</pre>" if command else "",
         f"<details><summary>Options of every run</summary><pre>"
         f"{html.escape(json.dumps(options, indent=2))}</pre></details>",
         "</body></html>",
     ]
     page = folder / "index.html"
-    with tempfile.NamedTemporaryFile(
-        "w", dir=folder, prefix=".index-", suffix=".tmp", delete=False, encoding="utf-8"
-    ) as f:
-        f.write("\n".join(p for p in parts if p))
-    publish_file(f.name, page, overwrite=True)
+    _write_atomically(page, "\n".join(p for p in parts if p))
     return page
