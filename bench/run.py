@@ -112,6 +112,7 @@ def options_for(spec: RunSpec) -> Options:
             device=spec.device,  # type: ignore[arg-type]
         )
     name, _, precision = spec.name.partition("@")
+    name, _, seconds = name.partition("~")
     preset, _, start = name.partition("+")
     return Options(
         preset=preset,  # type: ignore[arg-type]
@@ -119,6 +120,7 @@ def options_for(spec: RunSpec) -> Options:
         device=spec.device,  # type: ignore[arg-type]
         precision=precision or "auto",  # type: ignore[arg-type]
         init=start or "content",
+        time=float(seconds) if seconds else None,
     )
 
 
@@ -482,7 +484,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--presets",
         default=",".join(OPTIMISED),
         help="comma-separated presets; PRESET+instant starts from the feed-forward picture; "
-        "PRESET@float32 or @bfloat16 fixes the precision",
+        "PRESET~SECONDS runs it with --time SECONDS; PRESET@float32 or @bfloat16 fixes the "
+        "precision",
     )
     p.add_argument("--baseline-evals", type=int, default=300, help="baseline L-BFGS evaluations")
     p.add_argument("--size", type=int, default=512, help="long side of every run and the referee")
@@ -502,7 +505,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = [
         s
         for s in args.presets
-        if s.partition("@")[0].removesuffix("+instant") not in OPTIMISED
+        if s.partition("@")[0].partition("~")[0].removesuffix("+instant") not in OPTIMISED
         or s.partition("@")[2] not in PRECISIONS
     ]
     if unknown:

@@ -88,7 +88,9 @@ class Run:
 @pytest.fixture(scope="module")
 def png_run(tmp_path_factory, images, weights_file) -> Run:
     output = tmp_path_factory.mktemp("cli") / "out.png"
-    argv = ["stylize", _content(images), _style(images), "-o", str(output), "--json", *TINY]
+    # Four steps, not TINY's two: the estimate of the whole run comes after the third.
+    argv = ["stylize", _content(images), _style(images), "-o", str(output), "--json", *TINY,
+            "--iterations", "4"]  # fmt: skip
     code, out, err = _call(argv)
     return Run(code, out, err, output)
 
@@ -105,6 +107,10 @@ def test_run_notes_the_device_and_the_output(png_run):
     assert "Traceback" not in png_run.err
     assert "styleshift: using device cpu" in png_run.err
     assert f"wrote {png_run.output}" in png_run.err
+    # Measured over the first steps, before most of the run: the whole run's length.
+    estimate = re.search(r"styleshift: about (\d+):(\d\d) in all on this machine", png_run.err)
+    assert estimate is not None, png_run.err
+    assert png_run.err.index(estimate.group(0)) < png_run.err.index("wrote")
 
 
 def test_json_report_is_one_object_with_the_facts(png_run):
@@ -120,7 +126,7 @@ def test_json_report_is_one_object_with_the_facts(png_run):
     assert report["scales"] == [
         {
             "size": [64, 48],
-            "iterations": 2,
+            "iterations": 4,
             "seconds": report["scales"][0]["seconds"],
             "loss": report["loss"],
             "tile": None,
@@ -128,7 +134,7 @@ def test_json_report_is_one_object_with_the_facts(png_run):
     ]
     options = report["options"]
     assert set(options) == {f.name for f in dataclasses.fields(Options)}
-    assert options["size"] == 64 and options["iterations"] == [2]
+    assert options["size"] == 64 and options["iterations"] == [4]
     assert options["multiscale"] is False
     assert options["learning_rate"] == 1.0  # filled in from the optimiser's default
 
@@ -143,7 +149,7 @@ def test_png_metadata_records_the_run(png_run, images):
     rebuilt = Options(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in meta["options"].items()}
     )
-    assert rebuilt.size == 64 and rebuilt.iterations == (2,) and rebuilt.device == "cpu"
+    assert rebuilt.size == 64 and rebuilt.iterations == (4,) and rebuilt.device == "cpu"
 
 
 # -- formats, quiet ---------------------------------------------------------------------

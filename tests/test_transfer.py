@@ -902,3 +902,34 @@ def test_max_pooling_runs_end_to_end_and_lowers_the_loss(
     assert with_max.options.pooling == "max"
     assert losses[-1] < 0.5 * losses[0]
     assert _mean_abs(with_max.image, with_avg.image) > 2
+
+
+# -- a time budget --------------------------------------------------------------------------
+
+
+def test_more_time_buys_more_evaluations_and_the_clock_ends_the_run(
+    engine: StyleTransfer, images: Path
+) -> None:
+    runs = {
+        seconds: engine.run(_content(images), _starry(images),
+                            Options(size=128, start_size=64, time=seconds))
+        for seconds in (3.0, 9.0)
+    }  # fmt: skip
+    steps = {t: sum(s.iterations for s in r.scales) for t, r in runs.items()}
+    assert steps[9.0] > 1.5 * steps[3.0]
+    assert runs[9.0].loss < runs[3.0].loss
+    for seconds, result in runs.items():
+        assert len(result.scales) == 3 and all(s.iterations >= 1 for s in result.scales)
+        # The clock, not the preset's iteration counts, ended it (generous: a busy machine).
+        assert result.seconds < 1.5 * seconds + 1.0
+
+
+def test_a_time_too_short_is_refused_with_the_least_that_would_do(
+    engine: StyleTransfer, images: Path
+) -> None:
+    with pytest.raises(OptionError, match=r"--time 0.05 is too short .* at least about (\d+) s"):
+        engine.run(_content(images), _starry(images), Options(size=256, time=0.05))
+    with pytest.raises(OptionError, match="time must be more than zero seconds"):
+        resolve_options(Options(time=0.0), CPU)
+    with pytest.raises(OptionError, match="--time does not apply to adain"):
+        resolve_options(Options(preset="instant", time=30.0), CPU)

@@ -29,6 +29,12 @@ SCREENSHOT = os.environ.get("STYLESHIFT_WEB_SCREENSHOT")
 pytestmark = pytest.mark.slow
 
 
+def _default_sigint() -> None:
+    # A suite started in the background inherits an ignored SIGINT, and so would the
+    # command under test: give it the default, so that Ctrl-C reaches it as it would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -43,8 +49,9 @@ def server(weights_file: Path, images: Path) -> Iterator[str]:
     command = [sys.executable, "-m", "styleshift", "serve", "--port", str(port), "--device",
                "cpu", "--gallery", str(images / "style")]  # fmt: skip
     proc = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=_default_sigint,
+    )  # fmt: skip
     assert proc.stdout is not None
     url = None
     deadline = time.monotonic() + 120

@@ -44,6 +44,12 @@ class Served:
     connections: Path
 
 
+def _default_sigint() -> None:
+    # A suite started in the background inherits an ignored SIGINT, and so would the
+    # command under test: give it the default, so that Ctrl-C reaches it as it would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -58,8 +64,8 @@ def served(weights_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
                PYTHONUNBUFFERED="1")  # fmt: skip
     command = [sys.executable, "-c", LAUNCHER, str(connections), "serve", "--port",
                str(_free_port()), "--device", "cpu", "--max-upload-mb", "1"]  # fmt: skip
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, preexec_fn=_default_sigint)  # fmt: skip
     assert proc.stdout is not None
     url, lines = None, []
     deadline = time.monotonic() + 120

@@ -601,6 +601,13 @@ class _Reporter:
         )
         self.bar.update(p.frames_done - self.bar.n)
 
+    def note(self, message: str) -> None:
+        """A line above the bar (or on its own without one)."""
+        if self.bar is not None:
+            self.bar.write(f"styleshift: {message}", file=sys.stderr)
+        else:
+            print(f"styleshift: {message}", file=sys.stderr)
+
     def count(self, done: int, total: int) -> None:
         """Items done of a known total (frames scored, say)."""
         if not self.enabled:
@@ -657,9 +664,14 @@ def _run_stylize(args: argparse.Namespace) -> int:
     try:
         engine = _load_engine(args, str(device), reporter)
         saving = [args.save_every > 0]
+        estimated = [False]
 
         def on_step(p: Progress) -> None:
             reporter.step(p)
+            if not estimated[0] and p.eta is not None and not args.quiet:
+                # The first steps measured this machine: say what the whole run will take.
+                estimated[0] = True
+                reporter.note(f"about {clock(p.elapsed + p.eta)} in all on this machine")
             if saving[0] and p.step % args.save_every == 0:
                 try:
                     save_image(p.image(), _intermediate_path(output, p), overwrite=args.overwrite)

@@ -192,6 +192,12 @@ class Options:
         f"(default: {MEMORY_FRACTION:.0%} of the memory available when the run starts, "
         "up to 75% where an output needs more)",
     )
+    time: float | None = _opt(
+        None,
+        "finish within about this many seconds: each scale gets the share of the time it "
+        "has in the preset and stops when that is spent (measured on this machine as the "
+        "run goes), instead of counting iterations",
+    )
 
     @property
     def feedforward(self) -> bool:
@@ -276,6 +282,8 @@ class Result:
 
 
 _FIRST_STEP = 0.01  # mean pixel change (in 0..1) of L-BFGS's first step
+TIME_USE = 0.95  # the share of --time the optimisation may use; the rest renders and saves
+TIME_MIN_STEPS = 4  # evaluations per scale below which --time refuses
 
 
 class _BudgetSpent(Exception):
@@ -450,6 +458,8 @@ def _validate(o: Options) -> None:
         )
     if o.max_memory is not None and (not math.isfinite(o.max_memory) or o.max_memory <= 0):
         raise OptionError(f"max memory must be more than zero GiB, got {o.max_memory}")
+    if o.time is not None and (not math.isfinite(o.time) or o.time <= 0):
+        raise OptionError(f"time must be more than zero seconds, got {o.time}")
     assert o.learning_rate is not None
     if not math.isfinite(o.learning_rate) or o.learning_rate <= 0:
         raise OptionError(f"learning rate must be more than zero, got {o.learning_rate}")
@@ -656,6 +666,12 @@ class _Run:
         ]
         self.work_total = sum(w * n for w, n in zip(self.work, self.steps, strict=True))
         self.work_done = 0.0
+        # With a time budget: when the run and the current scale must end, and the
+        # seconds per unit of work measured so far.
+        self.deadline: float | None = None
+        self.scale_deadline: float | None = None
+        self.rate: float | None = None
+        self.evaluating = 0.0  # seconds spent in evaluations
         self.reports: list[ScaleReport] = []
         self.best: Tensor | None = None
         self.best_loss = math.inf
@@ -885,7 +901,11 @@ class _Run:
         torch.manual_seed(self.opts.seed)
         image: Tensor | None = None
         try:
+            if self.opts.time is not None:
+                self._start_clock(self.opts.time)
             for index, long_side in enumerate(self.sizes):
+                if self.deadline is not None:
+                    self._share_time(index)
                 content = self._content_at(long_side)
                 if image is None:
                     image = self._initial(content)
@@ -901,10 +921,50 @@ class _Run:
             raise Interrupted(self._result(interrupted=True)) from None
         return self._result(interrupted=False)
 
+    # -- a time budget ------------------------------------------------------------------
+
+    def _start_clock(self, seconds: float) -> None:
+        """Measure one evaluation at the first scale; refuse a budget too short for a few
+        evaluations at every scale, naming the least that would do."""
+        content = self._content_at(self.sizes[0])
+        content_losses, style_losses = self._losses(content, self.sizes[0], self.plans[0].tile)
+        x = content.clone().requires_grad_(True)
+        started = time.perf_counter()
+        self._evaluate(x, content_losses, style_losses, self.plans[0].tile, 1.0)
+        self.rate = (time.perf_counter() - started) / self.work[0]
+        spent = time.perf_counter() - self.start
+        least = spent + self.rate * TIME_MIN_STEPS * sum(self.work)
+        if seconds < least:
+            raise OptionError(
+                f"--time {seconds:g} is too short for a {self.sizes[-1]} px picture here: it "
+                f"needs at least about {math.ceil(least / TIME_USE)} s; allow that, choose a "
+                "smaller --size, or --preset instant (seconds)"
+            )
+        self.deadline = self.start + seconds * TIME_USE
+
+    def _share_time(self, index: int) -> None:
+        """Give scale `index` the share of the time left that the preset's schedule gives
+        it, and estimate how many evaluations that buys (for the progress display)."""
+        assert self.deadline is not None and self.rate is not None
+        if self.work_done > 0:
+            self.rate = self.evaluating / self.work_done
+        costs = [n * w for n, w in zip(self.steps, self.work, strict=True)]
+        now = time.perf_counter()
+        share = costs[index] / sum(costs[index:])
+        self.scale_deadline = now + max(0.0, self.deadline - now) * share
+        for i in range(index, len(self.steps)):
+            seconds = max(0.0, self.deadline - now) * costs[i] / sum(costs[index:])
+            self.steps[i] = max(TIME_MIN_STEPS, int(seconds / (self.rate * self.work[i])))
+        self.work_total = self.work_done + sum(
+            n * w for n, w in zip(self.steps[index:], self.work[index:], strict=True)
+        )
+
     def _optimise(self, index: int, image: Tensor, content: Tensor) -> Tensor:
         opts = self.opts
         long_side = self.sizes[index]
         steps = self.steps[index]
+        # With --time the clock stops a scale; the estimate of its steps may be short.
+        limit = steps if self.scale_deadline is None else 4 * steps
         plan = self.plans[index]
         content_losses, style_losses = self._losses(content, long_side, plan.tile)
         x = image.detach().clone().requires_grad_(True)
@@ -922,8 +982,8 @@ class _Run:
             optimiser = torch.optim.LBFGS(
                 [x],
                 lr=opts.learning_rate or 1.0,
-                max_iter=steps,
-                max_eval=steps,
+                max_iter=limit,
+                max_eval=limit,
                 history_size=plan.history,
                 line_search_fn="strong_wolfe",
                 tolerance_grad=0.0,
@@ -940,13 +1000,17 @@ class _Run:
 
         def closure() -> Tensor:
             nonlocal step
-            if step == steps:  # a line search would overrun the budget: stop here
+            if step == limit:  # a line search would overrun the budget: stop here
                 raise _BudgetSpent
+            if step and self.scale_deadline and time.perf_counter() >= self.scale_deadline:
+                raise _BudgetSpent  # this scale's share of --time is spent
             step += 1
             optimiser.zero_grad()
+            began = time.perf_counter()
             value, terms = self._evaluate(
                 x, content_losses, style_losses, plan.tile, gradient_scale
             )
+            self.evaluating += time.perf_counter() - began
             if step == 1 or value < self.best_loss:
                 self.best_loss, self.best_terms = value, dict(terms)
                 self.best = x.detach().clone()
@@ -964,13 +1028,14 @@ class _Run:
                 group = optimiser.param_groups[0]
                 group.update(lr=group["lr"] * _FIRST_STEP * x.numel(), max_iter=1)
                 optimiser.step(closure)  # type: ignore[no-untyped-call]
-                group.update(lr=opts.learning_rate or 1.0, max_iter=steps)
+                group.update(lr=opts.learning_rate or 1.0, max_iter=limit)
                 optimiser.step(closure)  # type: ignore[no-untyped-call]
         else:
-            for _ in range(steps):
-                optimiser.step(closure)  # type: ignore[no-untyped-call]
-                with torch.no_grad():  # Adam keeps no curvature, so clamping is harmless
-                    x.clamp_(0, 1)
+            with contextlib.suppress(_BudgetSpent):
+                for _ in range(limit):
+                    optimiser.step(closure)  # type: ignore[no-untyped-call]
+                    with torch.no_grad():  # Adam keeps no curvature: clamping is harmless
+                        x.clamp_(0, 1)
         self.reports.append(
             ScaleReport(size, step, time.perf_counter() - scale_start, self.best_loss, plan.tile)
         )
@@ -989,6 +1054,8 @@ class _Run:
         elapsed = time.perf_counter() - self.start
         remaining = self.work_total - self.work_done
         eta = elapsed / self.work_done * remaining if step > 2 or index > 0 else None
+        if self.deadline is not None:  # the clock, not the steps, ends a timed run
+            eta = max(0.0, self.deadline - time.perf_counter())
         snapshot = x.detach().clone()  # a record of this step, not a view of the next
         return Progress(
             scale=index + 1,
