@@ -931,5 +931,5 @@ def test_a_time_too_short_is_refused_with_the_least_that_would_do(
         engine.run(_content(images), _starry(images), Options(size=256, time=0.05))
     with pytest.raises(OptionError, match="time must be more than zero seconds"):
         resolve_options(Options(time=0.0), CPU)
-    with pytest.raises(OptionError, match="--time does not apply to adain"):
+    with pytest.raises(OptionError, match="--time does not apply to the feed-forward method adain"):
         resolve_options(Options(preset="instant", time=30.0), CPU)

@@ -65,6 +65,9 @@ def test_form_values_become_options() -> None:
     assert options.learning_rate is None  # an empty number box means the default
     assert options.style_layer_weights is None
     assert (options.seed, options.preserve_color, options.multiscale) == (7, "luminance", False)
+    # The time choice: "no limit" sends an empty value, a limit its seconds.
+    assert web.options_from_form({"time": ""}).time is None
+    assert web.options_from_form({"time": "120"}).time == 120.0
 
 
 @pytest.mark.parametrize(

@@ -196,7 +196,7 @@ class Options:
         None,
         "finish within about this many seconds: each scale gets the share of the time it "
         "has in the preset and stops when that is spent (measured on this machine as the "
-        "run goes), instead of counting iterations",
+        "run goes), instead of counting iterations (default: no limit)",
     )
 
     @property

@@ -49,7 +49,11 @@ from .transfer import (
     without_foreign,
 )
 
-MAIN_ROWS = (("preset", "preserve_color"), ("size", "style_weight", "strength", "seed"))
+MAIN_ROWS = (
+    ("preset", "preserve_color", "time"),
+    ("size", "style_weight", "strength", "seed"),
+)
+TIME_CHOICES = (30, 60, 120, 300, 600)  # seconds offered for --time
 MAIN_OPTIONS = tuple(name for row in MAIN_ROWS for name in row)
 # The device, its arithmetic and the memory budget are the server's choice; blend
 # weights sit next to each style image.
@@ -284,6 +288,10 @@ def _option_widget(name: str, engine: StyleTransfer, config: WebConfig) -> gr.Co
         return gr.Radio(choices, value=default, **common | {"label": "Start image"})
     if name == "strength":
         return gr.Slider(0, 1, value=default, step=0.05, **common)
+    if name == "time":
+        times = [("no limit", "")] + [(f"{t // 60} min" if t >= 60 else f"{t} s", str(t))
+                                        for t in TIME_CHOICES]  # fmt: skip
+        return gr.Dropdown(times, value="", **common | {"label": "Time"})
     if typing.get_origin(kind) is typing.Literal:
         return gr.Radio([str(c) for c in typing.get_args(kind)], value=default, **common)
     if kind is bool:
