@@ -289,6 +289,10 @@ def test_instant_video_refuses_the_optimisation_settings(tmp_path, sintel, style
                      "--blend", "0.5"])  # fmt: skip
     assert code == 2
     assert "--blend does not apply to the optimisation method" in capsys.readouterr().err
+    code = cli.main(["video", str(sintel), str(style), "-o", str(tmp_path / "o"),
+                     "--time", "60"])  # fmt: skip
+    assert code == 2
+    assert "--time sets the time of one picture" in capsys.readouterr().err
 
 
 # -- the pictures themselves ------------------------------------------------------------------

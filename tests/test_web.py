@@ -294,3 +294,27 @@ def test_serve_without_gradio_says_what_to_install(
     err = capsys.readouterr().err
     assert err.startswith("styleshift: error: the web page needs Gradio")
     assert "pip install 'styleshift[web]'" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_results_older_than_cleanup_after_are_removed(
+    engine: StyleTransfer, uploads: Path, tmp_path: Path, photo: dict[str, str],
+    painting: dict[str, str],
+) -> None:  # fmt: skip
+    config = web.WebConfig(max_size=256, temp_dir=tmp_path / "temp", cleanup_after=0.5)
+    stylist = web.Stylist(engine, config, uploads)
+    form = {"preset": "instant", "size": 64}
+    results = []
+    for _ in range(2):
+        job = stylist.job(photo, [(painting, None)], form)
+        asyncio.run(_finish(job))
+        assert job.result is not None
+        results.append(stylist.save(job.result, photo, [painting]))
+        time.sleep(0.7)
+    assert not results[0].image.exists()  # swept when the second was saved
+    assert results[1].image.exists()
+
+
+async def _finish(job: Job) -> None:
+    async for _ in follow(job, poll=0.01):
+        pass

@@ -720,6 +720,7 @@ def _run_video(args: argparse.Namespace) -> int:
         "blend": args.blend,
     }
     feedforward = resolve_options(options, resolve_device(options.device)).feedforward
+    video.check_options(options)
     for name in ("blend",) if not feedforward else ("temporal_weight", "later_iterations"):
         if given[name] is not None:
             method = "a feed-forward method" if feedforward else "the optimisation method"
@@ -818,13 +819,15 @@ def _run_weights(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from . import evaluate  # OpenCV and pytorch-msssim load only for this command
 
-    scorer = Scorer(weights.load_state_dict(weights.ensure_weights()))
+    for painting in args.styles:  # every mistake before the network loads
+        as_image(painting, what="style image")
     if evaluate.is_video(args.output):
         if not evaluate.is_video(args.content):
             raise StyleshiftError(
                 f"{args.output} is a video; score it against the video it was made from "
                 "(--content INPUT_VIDEO)"
             )
+        scorer = Scorer(weights.load_state_dict(weights.ensure_weights()))
         reporter = _Reporter(enabled=not args.quiet and sys.stderr.isatty())
         try:
             result: Any = evaluate.evaluate_video(
@@ -833,6 +836,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         finally:
             reporter.close()
     else:
+        as_image(args.output, what="output")
+        as_image(args.content, what="content image")
+        scorer = Scorer(weights.load_state_dict(weights.ensure_weights()))
         result = evaluate.evaluate_image(scorer, args.output, args.content, args.styles)
     print(
         json.dumps(dataclasses.asdict(result), indent=2) if args.json else evaluate.describe(result)

@@ -1030,6 +1030,16 @@ class _Run:
                 optimiser.step(closure)  # type: ignore[no-untyped-call]
                 group.update(lr=opts.learning_rate or 1.0, max_iter=limit)
                 optimiser.step(closure)  # type: ignore[no-untyped-call]
+                # L-BFGS stops by itself when a line search finds no lower point, which
+                # float noise makes likely late in a long run. With --time, and time left,
+                # it starts afresh (a new curvature history) until a fresh start, too,
+                # stalls at once.
+                while self.scale_deadline is not None and step < limit:
+                    before = step
+                    optimiser.state.clear()
+                    optimiser.step(closure)  # type: ignore[no-untyped-call]
+                    if step - before < 3:
+                        break
         else:
             with contextlib.suppress(_BudgetSpent):
                 for _ in range(limit):

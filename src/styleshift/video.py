@@ -106,6 +106,7 @@ class VideoStylizer:
         self.engine = engine
         self.styles = [as_image(s, what="style image") for s in as_list(styles)]
         self.options = resolve_options(options or Options(), engine.device, len(self.styles))
+        check_options(self.options)
         self.settings = settings or VideoSettings()
         check_settings(self.settings)
         self.later_options = (
@@ -250,6 +251,15 @@ class VideoStylizer:
             callback(VideoProgress(index, total, p, index - 1, self.seconds_per_frame(), eta))
 
         return on_step
+
+
+def check_options(options: Options) -> None:
+    """Refuse the stylize options that mean nothing for a video."""
+    if options.time is not None:
+        raise OptionError(
+            "--time sets the time of one picture; a video's pace is set by "
+            "--later-iterations (or --preset instant); leave --time out"
+        )
 
 
 def check_settings(settings: VideoSettings) -> None:
