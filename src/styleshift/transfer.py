@@ -671,7 +671,10 @@ class _Run:
         self.deadline: float | None = None
         self.scale_deadline: float | None = None
         self.rate: float | None = None
-        self.evaluating = 0.0  # seconds spent in evaluations
+        # The time and work of the evaluations after the run's first (which pays for
+        # the kernels' one-time set-up): the machine's rate, for the ETA and --time.
+        self.evaluating = 0.0
+        self.rated_work = 0.0
         self.reports: list[ScaleReport] = []
         self.best: Tensor | None = None
         self.best_loss = math.inf
@@ -946,8 +949,8 @@ class _Run:
         """Give scale `index` the share of the time left that the preset's schedule gives
         it, and estimate how many evaluations that buys (for the progress display)."""
         assert self.deadline is not None and self.rate is not None
-        if self.work_done > 0:
-            self.rate = self.evaluating / self.work_done
+        if self.rated_work > 0:
+            self.rate = self.evaluating / self.rated_work
         costs = [n * w for n, w in zip(self.steps, self.work, strict=True)]
         now = time.perf_counter()
         share = costs[index] / sum(costs[index:])
@@ -1010,7 +1013,9 @@ class _Run:
             value, terms = self._evaluate(
                 x, content_losses, style_losses, plan.tile, gradient_scale
             )
-            self.evaluating += time.perf_counter() - began
+            if self.work_done > 0 or self.deadline is not None:  # --time probed already
+                self.evaluating += time.perf_counter() - began
+                self.rated_work += self.work[index]
             if step == 1 or value < self.best_loss:
                 self.best_loss, self.best_terms = value, dict(terms)
                 self.best = x.detach().clone()
@@ -1063,7 +1068,11 @@ class _Run:
     ) -> Progress:
         elapsed = time.perf_counter() - self.start
         remaining = self.work_total - self.work_done
-        eta = elapsed / self.work_done * remaining if step > 2 or index > 0 else None
+        # From the evaluations' own rate: the set-up before them (loading, style targets,
+        # the first evaluation's one-time costs) says nothing about what is left.
+        eta = None
+        if (step > 2 or index > 0) and self.rated_work > 0:
+            eta = self.evaluating / self.rated_work * remaining
         if self.deadline is not None:  # the clock, not the steps, ends a timed run
             eta = max(0.0, self.deadline - time.perf_counter())
         snapshot = x.detach().clone()  # a record of this step, not a view of the next
