@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,22 +22,14 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
+# The same spread of paintings as the instant method's quality benchmark.
+from instant import PAINTINGS, REPO, SHARED  # bench/ is on the path when run as a script
 from styleshift import StyleTransfer
 from styleshift.evaluate import evaluate_image
 from styleshift.image import load_image, resize_long_side
 from styleshift.metrics import Scorer
 from styleshift.weights import ensure_weights, load_state_dict
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("STYLESHIFT_SHARED", REPO.parent / "shared")) / "images"
-PAINTINGS = (
-    "vangogh_starry_night.jpg",
-    "hokusai_great_wave.jpg",
-    "kandinsky_composition_vii.jpg",
-    "munch_the_scream.jpg",
-    "picabia_udnie.jpg",
-    "seurat_sunday_grande_jatte.jpg",
-)
 ANCHORS = ("photo", "painting", "grey", "blur", "instant", "fast", "balanced")
 METRICS = {
     "content similarity": lambda e: e.content.similarity,

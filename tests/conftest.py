@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,3 +80,50 @@ def chromium() -> dict[str, Any]:
             pytest.fail(f"{CHROMIUM} not found; CI must install chromium (see .ci/run)")
         pytest.skip(f"{CHROMIUM} not found; apt-get install chromium")
     return {"executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS}
+
+
+def _default_sigint() -> None:
+    # A suite started in the background inherits an ignored SIGINT, and so would the
+    # command under test: give it the default, so that Ctrl-C reaches it as it would.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture(scope="session")
+def sigint_default() -> Callable[[], None]:
+    """`preexec_fn` for a command that a test will interrupt with Ctrl-C (SIGINT)."""
+    return _default_sigint
+
+
+Launch = Callable[[list[str], Mapping[str, str]], tuple["subprocess.Popen[str]", str]]
+
+
+@pytest.fixture(scope="session")
+def launch_server() -> Launch:
+    """Starts `python ARGV --port N` (a command line that serves the web page) on a free
+    loopback port and returns the process and its URL once it prints one."""
+
+    def launch(argv: list[str], env: Mapping[str, str]) -> tuple[subprocess.Popen[str], str]:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        proc = subprocess.Popen(
+            [sys.executable, *argv, "--port", str(port)],
+            env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=_default_sigint,
+        )  # fmt: skip
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            found = re.search(r"serving on (http://\S+)", line)
+            if found:
+                return proc, found.group(1).rstrip("/")
+        proc.kill()
+        pytest.fail("styleshift serve did not print its URL:\n" + "".join(lines))
+
+    return launch

@@ -14,18 +14,13 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 pytestmark = pytest.mark.slow
-
-
-def _default_sigint() -> None:
-    # A suite started in the background inherits an ignored SIGINT, and so would the
-    # command under test: give it the default, so that Ctrl-C reaches it as it would.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _env(weights_file: Path) -> dict[str, str]:
@@ -92,7 +87,7 @@ def _interrupt_after(proc: subprocess.Popen[str], ready: object, timeout: float)
 
 
 def test_ctrl_c_after_a_saved_step_keeps_a_valid_picture_and_exits_130(
-    images: Path, weights_file: Path, tmp_path: Path
+    images: Path, weights_file: Path, tmp_path: Path, sigint_default: Callable[[], None]
 ) -> None:
     out = tmp_path / "out.png"
     # Adam, which never stops early as L-BFGS may: the run is still going when interrupted.
@@ -101,7 +96,7 @@ def test_ctrl_c_after_a_saved_step_keeps_a_valid_picture_and_exits_130(
     command = _stylize(images, out, *options)
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             text=True, env=_env(weights_file),
-                            preexec_fn=_default_sigint)  # fmt: skip
+                            preexec_fn=sigint_default)  # fmt: skip
     err = _interrupt_after(proc, lambda: any(tmp_path.glob("out_s2_*.png")), timeout=180)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
@@ -112,12 +107,12 @@ def test_ctrl_c_after_a_saved_step_keeps_a_valid_picture_and_exits_130(
 
 
 def test_ctrl_c_while_the_weights_load_exits_130_without_a_traceback(
-    images: Path, weights_file: Path, tmp_path: Path
+    images: Path, weights_file: Path, tmp_path: Path, sigint_default: Callable[[], None]
 ) -> None:
     out = tmp_path / "out.png"
     proc = subprocess.Popen(_stylize(images, out), stderr=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, text=True, env=_env(weights_file),
-                            preexec_fn=_default_sigint)  # fmt: skip
+                            preexec_fn=sigint_default)  # fmt: skip
     maps = Path(f"/proc/{proc.pid}/maps")
 
     def loading() -> bool:  # the weights file is mapped into the process

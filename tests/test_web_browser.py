@@ -7,10 +7,7 @@ import io
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,44 +26,13 @@ SCREENSHOT = os.environ.get("STYLESHIFT_WEB_SCREENSHOT")
 pytestmark = pytest.mark.slow
 
 
-def _default_sigint() -> None:
-    # A suite started in the background inherits an ignored SIGINT, and so would the
-    # command under test: give it the default, so that Ctrl-C reaches it as it would.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server(weights_file: Path, images: Path) -> Iterator[str]:
+def server(weights_file: Path, images: Path, launch_server: Any) -> Iterator[str]:
     """`styleshift serve` on a free loopback port, stopped with Ctrl-C (SIGINT) at the end."""
-    port = _free_port()
-    env = dict(os.environ, STYLESHIFT_HOME=str(weights_file.parent), PYTHONUNBUFFERED="1")
-    command = [sys.executable, "-m", "styleshift", "serve", "--port", str(port), "--device",
-               "cpu", "--gallery", str(images / "style")]  # fmt: skip
-    proc = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=_default_sigint,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    url = None
-    deadline = time.monotonic() + 120
-    lines: list[str] = []
-    while time.monotonic() < deadline and url is None:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        found = re.search(r"serving on (http://\S+)", line)
-        if found:
-            url = found.group(1)
-    if url is None:
-        proc.kill()
-        pytest.fail("styleshift serve did not print its URL:\n" + "".join(lines))
+    proc, url = launch_server(
+        ["-m", "styleshift", "serve", "--device", "cpu", "--gallery", str(images / "style")],
+        {"STYLESHIFT_HOME": str(weights_file.parent)},
+    )
     assert urlparse(url).hostname == "127.0.0.1"
     try:
         yield url

@@ -7,16 +7,14 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,41 +42,16 @@ class Served:
     connections: Path
 
 
-def _default_sigint() -> None:
-    # A suite started in the background inherits an ignored SIGINT, and so would the
-    # command under test: give it the default, so that Ctrl-C reaches it as it would.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def served(weights_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    weights_file: Path, tmp_path_factory: pytest.TempPathFactory, launch_server: Any
+) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("server-tmp")
     connections = tmp_path_factory.mktemp("audit") / "connections.txt"
-    env = dict(os.environ, STYLESHIFT_HOME=str(weights_file.parent), TMPDIR=str(tmp),
-               PYTHONUNBUFFERED="1")  # fmt: skip
-    command = [sys.executable, "-c", LAUNCHER, str(connections), "serve", "--port",
-               str(_free_port()), "--device", "cpu", "--max-upload-mb", "1"]  # fmt: skip
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, preexec_fn=_default_sigint)  # fmt: skip
-    assert proc.stdout is not None
-    url, lines = None, []
-    deadline = time.monotonic() + 120
-    while url is None and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        found = re.search(r"serving on (http://\S+)", line)
-        url = found.group(1).rstrip("/") if found else None
-    if url is None:
-        proc.kill()
-        pytest.fail("styleshift serve did not start:\n" + "".join(lines))
+    proc, url = launch_server(
+        ["-c", LAUNCHER, str(connections), "serve", "--device", "cpu", "--max-upload-mb", "1"],
+        {"STYLESHIFT_HOME": str(weights_file.parent), "TMPDIR": str(tmp)},
+    )
     served = Served(url, proc, tmp, connections)
     try:
         yield served

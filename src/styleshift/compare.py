@@ -81,7 +81,6 @@ def machine(engine: StyleTransfer) -> dict[str, str]:
 
 def _copy_input(path: Path, folder: Path, used: set[str]) -> str:
     """Copies an input into inputs/ under a unique name and returns its relative path."""
-    load_image(path)  # a bad input fails here, with its one-line error, before any run
     name = path.name
     stem, n = path.stem, 2
     while name in used:
@@ -116,14 +115,16 @@ def compare(
     the `outputs` made elsewhere (against every painting), and keeps the pictures in
     `folder` (made by `prepare_folder`). On Ctrl-C the finished runs are returned with
     `interrupted` set. `on_run(done, total, label)` is called before each run."""
+    # Loaded first, so a bad input fails with its own name and one line before any run.
+    content = load_image(photo)
+    pictures = [load_image(p) for p in paintings]
     used: set[str] = set()
     result = Comparison(
         photo=_copy_input(photo, folder, used),
         paintings=[_copy_input(p, folder, used) for p in paintings],
         machine=machine(engine),
     )
-    content = load_image(folder / result.photo)
-    styles = {rel: load_image(folder / rel) for rel in result.paintings}
+    styles = dict(zip(result.paintings, pictures, strict=True))
     for output in outputs:
         picture = load_image(output).convert("RGB")
         rel = f"results/{slug(output.name)}"

@@ -7,7 +7,7 @@ painting to its long side; the notes say what was resized. The metrics are metri
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,17 +35,6 @@ class StyleMatch:
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    """A still picture's scores."""
-
-    output: str
-    size: tuple[int, int]  # (width, height): the size everything was compared at
-    content: ContentScores
-    styles: tuple[StyleMatch, ...]
-    notes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class Temporal:
     warping_error: float  # mean over consecutive frames, 0..1 (as bench/video.py)
     consistent: float  # mean share of pixels where the content's flow is consistent
@@ -53,16 +42,22 @@ class Temporal:
 
 
 @dataclass(frozen=True)
-class VideoEvaluation:
-    """A video's scores: the temporal ones, and the still ones averaged over its frames."""
+class Evaluation:
+    """A still picture's scores."""
 
     output: str
-    size: tuple[int, int]
-    frames: int
-    temporal: Temporal
+    size: tuple[int, int]  # (width, height): the size everything was compared at
     content: ContentScores
     styles: tuple[StyleMatch, ...]
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...]  # what was resized, or paired, to score it
+
+
+@dataclass(frozen=True)
+class VideoEvaluation(Evaluation):
+    """A video's scores: the temporal ones, and the still ones averaged over its frames."""
+
+    frames: int
+    temporal: Temporal
 
 
 def _name(x: ImageLike, fallback: str) -> str:

@@ -675,6 +675,8 @@ class _Run:
         # the kernels' one-time set-up): the machine's rate, for the ETA and --time.
         self.evaluating = 0.0
         self.rated_work = 0.0
+        # The first scale's losses, built for the --time probe and reused by that scale.
+        self.probed: tuple[list[ContentLoss], list[StyleLoss]] | None = None
         self.reports: list[ScaleReport] = []
         self.best: Tensor | None = None
         self.best_loss = math.inf
@@ -931,6 +933,7 @@ class _Run:
         evaluations at every scale, naming the least that would do."""
         content = self._content_at(self.sizes[0])
         content_losses, style_losses = self._losses(content, self.sizes[0], self.plans[0].tile)
+        self.probed = (content_losses, style_losses)  # the first scale starts with them
         x = content.clone().requires_grad_(True)
         started = time.perf_counter()
         self._evaluate(x, content_losses, style_losses, self.plans[0].tile, 1.0)
@@ -969,7 +972,11 @@ class _Run:
         # With --time the clock stops a scale; the estimate of its steps may be short.
         limit = steps if self.scale_deadline is None else 4 * steps
         plan = self.plans[index]
-        content_losses, style_losses = self._losses(content, long_side, plan.tile)
+        if index == 0 and self.probed is not None:
+            content_losses, style_losses = self.probed
+            self.probed = None
+        else:
+            content_losses, style_losses = self._losses(content, long_side, plan.tile)
         x = image.detach().clone().requires_grad_(True)
         # The terms are scale-free, so each pixel's gradient shrinks as the image grows;
         # L-BFGS drops curvature pairs whose y.s falls under a fixed 1e-10 and would then
