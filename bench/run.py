@@ -40,7 +40,7 @@ from torch import Tensor
 from styleshift import Options, Progress, StyleTransfer
 from styleshift.image import load_image, resize_long_side, split_alpha, to_tensor
 from styleshift.losses import ContentLoss, StyleLoss, TVLoss, gram_matrix
-from styleshift.transfer import iterations_for, resolve_options, scale_sizes
+from styleshift.transfer import adaptive_factor, iterations_for, resolve_options, scale_sizes
 from styleshift.vgg import VGGFeatures
 from styleshift.weights import ensure_weights, load_state_dict
 
@@ -154,6 +154,16 @@ class Referee:
         self.content_losses = {n: ContentLoss(cf[n]) for n in o.content_layers}
         self.style_losses = {n: StyleLoss(gram_matrix(sf[n])) for n in o.style_layers}
         self.tv = TVLoss()
+        # The style weight adapts to the pair as the engine's does at this size.
+        self.style_weight = o.style_weight
+        if o.adaptive_weight:
+            self.style_weight *= adaptive_factor(self._style(cf))
+
+    def _style(self, feats: dict[str, Tensor]) -> float:
+        # Equal style-layer weights: the engine's default.
+        return sum(float(loss(feats[n])) for n, loss in self.style_losses.items()) / len(
+            self.style_losses
+        )
 
     def at_size(self, image: Tensor) -> Tensor:
         """Bring an image from any scale to the referee's size, as the engine upsamples."""
@@ -169,14 +179,12 @@ class Referee:
         o = self.options
         x = self.at_size(image)
         feats = self.model(x)
-        # Mean over content layers, equal style-layer weights: the engine's defaults.
+        # Mean over content layers, as the engine.
         content = sum(float(loss(feats[n])) for n, loss in self.content_losses.items())
-        style = sum(float(loss(feats[n])) for n, loss in self.style_losses.items())
         content /= len(self.content_losses)
-        style /= len(self.style_losses)
         out = {
             "content": o.content_weight * content,
-            "style": o.style_weight * style,
+            "style": self.style_weight * self._style(feats),
             "tv": o.tv_weight * float(self.tv(x)),
         }
         out["total"] = out["content"] + out["style"] + out["tv"]
@@ -578,6 +586,7 @@ _REFEREE_FIELDS = (
     "style_weight",
     "tv_weight",
     "pooling",
+    "adaptive_weight",
 )
 
 

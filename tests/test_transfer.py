@@ -40,7 +40,9 @@ from styleshift.transfer import (
     _PRESETS,
     PRESETS,
     SCALE_RATIO,
+    TYPICAL_PHOTO_STYLE_LOSS,
     _Run,
+    adaptive_factor,
     iterations_for,
     resolve_options,
     scale_sizes,
@@ -116,7 +118,8 @@ def _stop_at(done_steps: int):
 
 
 def test_scale_sizes_of_the_presets():
-    assert scale_sizes(384, 128) == [136, 192, 272, 384]  # fast
+    assert scale_sizes(384, 192) == [192, 272, 384]  # fast
+    assert scale_sizes(384, 128) == [136, 192, 272, 384]
     assert scale_sizes(512, 256) == [256, 362, 512]  # balanced
     assert scale_sizes(768, 256) == [272, 384, 543, 768]  # high
     assert scale_sizes(512, 128) == [128, 181, 256, 362, 512]
@@ -385,7 +388,13 @@ def test_first_progress_reports_the_losses_of_the_content_image(main_run, vgg):
     assert first["content"] == pytest.approx(0.0, abs=1e-6)
     style_feats = _features(vgg, main_run.style)
     own = _style_term(_features(vgg, main_run.content), style_feats)
-    assert first["style"] == pytest.approx(own * DEFAULTS.style_weight, rel=1e-2)
+    # The adaptive weight makes the photo's own style term the typical pair's.
+    assert first["style"] == pytest.approx(
+        own * DEFAULTS.style_weight * adaptive_factor(own), rel=1e-2
+    )
+    assert first["style"] == pytest.approx(
+        TYPICAL_PHOTO_STYLE_LOSS * DEFAULTS.style_weight, rel=1e-2
+    )
     tv = float(TVLoss()(to_tensor(main_run.content)))
     assert first["tv"] == pytest.approx(tv * DEFAULTS.tv_weight, rel=1e-2)
 
@@ -397,7 +406,7 @@ def test_style_loss_falls_by_a_large_factor(main_run, vgg):
     end = _style_term(_features(vgg, main_run.result.image), style_feats)
     assert end * 5 < start, (start, end)
     # The engine's own account agrees with the image it returned.
-    assert main_run.result.losses["style"] == pytest.approx(end, rel=0.1)
+    assert main_run.result.losses["style"] == pytest.approx(end * adaptive_factor(start), rel=0.1)
     assert main_run.result.losses["style"] * 5 < main_run.progress[0].losses["style"]
 
 
@@ -841,13 +850,11 @@ def test_range_term_keeps_pixels_that_saving_would_clip(
     content, style = load_image(_content(images)), load_image(_starry(images))
     plain_opts = dataclasses.replace(opts, range_weight=0.0)
     referee = _Run(engine, content, [style], resolve_options(plain_opts, CPU, 1), None, None, {})
-    content_losses, style_losses = referee._losses(referee._content_at(96), 96, None)
+    targets = referee._losses(referee._content_at(96), 96, None)
 
     def saved_loss(result: Result) -> float:
         with torch.no_grad():
-            return float(
-                referee._objective(to_tensor(result.image), content_losses, style_losses)[0]
-            )
+            return float(referee._objective(to_tensor(result.image), targets)[0])
 
     plain = engine.run(content, style, plain_opts)
     kept = engine.run(content, style, opts)
@@ -933,3 +940,47 @@ def test_a_time_too_short_is_refused_with_the_least_that_would_do(
         resolve_options(Options(time=0.0), CPU)
     with pytest.raises(OptionError, match="--time does not apply to the feed-forward method adain"):
         resolve_options(Options(preset="instant", time=30.0), CPU)
+
+
+# The grey portrait of the shared photos: a face and a figure that a strong style can
+# paint over (issue 12). At 192 px with The Scream, measured: instant 0.80, fast 0.58,
+# balanced 0.64, high 0.64; the painting itself scores about 0.25 and a blur of the photo
+# 0.53. bench/faithful.py measures the same at full size on 72 pairs.
+PORTRAIT_FLOOR = {"instant": 0.72, "fast": 0.55, "balanced": 0.6, "high": 0.6}
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_a_portrait_keeps_its_subject_at_every_preset(
+    engine: StyleTransfer, images: Path, state_dict: dict[str, Tensor], preset: str
+) -> None:
+    from styleshift.metrics import Scorer
+
+    photo = resize_long_side(load_image(images / "content" / "camera_gray.png"), 192)
+    painting = load_image(images / "style" / "munch_the_scream.jpg")
+    picture = engine.stylize(photo, painting, preset=preset, size=192)
+    scores = Scorer(state_dict).score(picture, photo, painting)
+    assert scores.content_similarity >= PORTRAIT_FLOOR[preset], scores
+    assert scores.style_reduction > 1.2, scores  # and it is painted
+
+
+def test_the_adaptive_weight_keeps_a_photo_far_from_the_painting(
+    engine: StyleTransfer, images: Path, state_dict: dict[str, Tensor]
+) -> None:
+    """The rocket's sky against The Great Wave starts at about 2.6 times a typical pair's
+    style loss; a fixed style weight paints over the rocket, the adaptive one keeps it."""
+    from styleshift.metrics import Scorer
+
+    photo = resize_long_side(load_image(images / "content" / "rocket.jpg"), 128)
+    painting = load_image(images / "style" / "hokusai_great_wave.jpg")
+    scorer = Scorer(state_dict)
+    found = {}
+    for adaptive in (True, False):
+        progress: list[Progress] = []
+        options = Options(preset="fast", size=128, adaptive_weight=adaptive)
+        result = engine.run(photo, painting, options, callback=progress.append)
+        found[adaptive] = (scorer.score(result.image, photo, painting), progress[0].losses)
+    (kept, first), (fixed, fixed_first) = found[True], found[False]
+    assert kept.content_similarity > fixed.content_similarity + 0.03, (kept, fixed)
+    assert kept.style_reduction > 2, kept  # still painted
+    assert first["style"] == pytest.approx(TYPICAL_PHOTO_STYLE_LOSS, rel=1e-2)
+    assert fixed_first["style"] > 2 * first["style"]

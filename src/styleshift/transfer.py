@@ -56,6 +56,9 @@ SCALE_RATIO = math.sqrt(2.0)
 # The default share of free memory a run budgets for: enough for 1024 px without tiles on
 # a 24 GB machine, where a 2048 px run then peaks at 3.6 GiB (docs/performance.md).
 MEMORY_FRACTION = 0.25
+# The median style loss of a photo against a painting over bench/faithful.py's 72 pairs
+# at 384 px: an adaptive style weight leaves such a pair's balance as it was.
+TYPICAL_PHOTO_STYLE_LOSS = 0.78
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,14 @@ class PresetSpec:
 # settle the composition cheaply; most of the budget goes to the finest scale, where
 # the detail that the eye (and the full-size objective) sees is made. balanced and high
 # start at 256 px: from 128 px the composition drifts further from the photo, and the
-# finest scale spent up to twice the evaluations pulling it back. Measured on 2 CPU
-# cores: see docs/performance.md. instant is one feed-forward pass.
+# finest scale spent up to twice the evaluations pulling it back. fast starts at 192 px
+# for the same reason: from 136 px it kept less of the photo on bench/faithful.py's
+# photos (content similarity 0.59 against 0.63 at the 10th percentile), for 12% more
+# time. Measured on 2 CPU cores: see docs/performance.md. instant is one feed-forward
+# pass.
 _PRESETS: dict[str, dict[str, PresetSpec]] = {
     "cpu": {
-        "fast": PresetSpec(size=384, start_size=128, iterations=(30, 20, 15, 15, 20)),
+        "fast": PresetSpec(size=384, start_size=192, iterations=(15, 15, 30)),
         "balanced": PresetSpec(size=512, start_size=256, iterations=(20, 20, 160)),
         "high": PresetSpec(size=768, start_size=256, iterations=(20, 20, 20, 200)),
         "instant": PresetSpec(size=512, method=DEFAULT_TRANSFORM),
@@ -128,6 +134,12 @@ class Options:
     multiscale: bool = _opt(True, "grow the image coarse to fine by sqrt(2) per scale")
     content_weight: float = _opt(0.08, "weight of the content loss")
     style_weight: float = _opt(1.0, "weight of the style loss (style strength)")
+    adaptive_weight: bool = _opt(
+        True,
+        "divide the style weight by how far the photo's own style is from the painting's "
+        "(relative to a typical pair), so one style weight paints every photo about as "
+        "strongly and none is painted over",
+    )
     tv_weight: float = _opt(2.0, "weight of the total variation (smoothness) term")
     # 30 to 300 all kept the saved picture's loss within 0.2% of the unclipped image's;
     # 1000 began to hold the optimiser back (docs/performance.md).
@@ -611,6 +623,26 @@ class StyleTransfer:
         )
 
 
+def adaptive_factor(photo_style_loss: float) -> float:
+    """How much an adaptive style weight scales the style term, from the style loss of the
+    photo itself: the photo's distance from the painting's style, relative to a typical
+    pair's. A photo far from the painting (large flat areas against a busy painting) has a
+    style gradient that swamps the content term and would be painted over; one close to it
+    would hardly change. Dividing by that distance makes the style term the share of it
+    that is left, so one style weight paints every photo about as strongly."""
+    return TYPICAL_PHOTO_STYLE_LOSS / max(photo_style_loss, TYPICAL_PHOTO_STYLE_LOSS / 100)
+
+
+@dataclass
+class Targets:
+    """The objective's targets at one scale: the content and style losses, and the
+    weight the style term gets there."""
+
+    content: list[ContentLoss]
+    style: list[StyleLoss]
+    style_weight: float
+
+
 class _Run:
     """The state of one run; split out so the optimisation loop stays readable."""
 
@@ -676,7 +708,7 @@ class _Run:
         self.evaluating = 0.0
         self.rated_work = 0.0
         # The first scale's losses, built for the --time probe and reused by that scale.
-        self.probed: tuple[list[ContentLoss], list[StyleLoss]] | None = None
+        self.probed: Targets | None = None
         self.reports: list[ScaleReport] = []
         self.best: Tensor | None = None
         self.best_loss = math.inf
@@ -720,25 +752,34 @@ class _Run:
 
     # -- the objective -------------------------------------------------------------------
 
-    def _losses(
-        self, content: Tensor, long_side: int, tile: int | None
-    ) -> tuple[list[ContentLoss], list[StyleLoss]]:
+    def _losses(self, content: Tensor, long_side: int, tile: int | None) -> Targets:
         opts = self.opts
         h, w = content.shape[-2:]
         with torch.no_grad():
             if tile is None:
                 feats = self.model(content)
+                own = {name: gram_matrix(feats[name]) for name in opts.style_layers}
             else:
                 feats = tiles.features(
                     self.model, content, opts.content_layers, tiles.grid(h, w, tile)
                 )
+                own = self._grams(content)
             content_losses = [ContentLoss(feats[name]) for name in opts.content_layers]
             grams: dict[str, list[Tensor]] = {name: [] for name in opts.style_layers}
             for style in self.styles:
                 for name, gram in self._grams(self._style_at(style, long_side, content)).items():
                     grams[name].append(gram)
         style_losses = [StyleLoss(mix_grams(grams[n], self.blend)) for n in opts.style_layers]
-        return content_losses, style_losses
+        weight = opts.style_weight
+        if opts.adaptive_weight:
+            photo = sum(
+                lw * float(relative_mse(own[n], loss.target))
+                for n, loss, lw in zip(
+                    opts.style_layers, style_losses, self.layer_weights, strict=True
+                )
+            )
+            weight *= adaptive_factor(photo)
+        return Targets(content_losses, style_losses, weight)
 
     def _grams(self, image: Tensor) -> dict[str, Tensor]:
         """The style layers' Gram matrices of an image, in tiles if it needs them."""
@@ -750,27 +791,25 @@ class _Run:
         feats = self.model(image)
         return {name: gram_matrix(feats[name]) for name in layers}
 
-    def _objective(
-        self, image: Tensor, content_losses: list[ContentLoss], style_losses: list[StyleLoss]
-    ) -> tuple[Tensor, dict[str, float]]:
+    def _objective(self, image: Tensor, targets: Targets) -> tuple[Tensor, dict[str, float]]:
         opts = self.opts
         feats = self.model(image)
         c = sum(
-            (loss(feats[n]) for loss, n in zip(content_losses, opts.content_layers, strict=True)),
+            (loss(feats[n]) for loss, n in zip(targets.content, opts.content_layers, strict=True)),
             torch.zeros((), device=image.device),
-        ) / len(content_losses)
+        ) / len(targets.content)
         s = sum(
             (
                 w * loss(feats[n])
                 for loss, n, w in zip(
-                    style_losses, opts.style_layers, self.layer_weights, strict=True
+                    targets.style, opts.style_layers, self.layer_weights, strict=True
                 )
             ),
             torch.zeros((), device=image.device),
         )
         terms = {
             "content": opts.content_weight * c,
-            "style": opts.style_weight * s,
+            "style": targets.style_weight * s,
             **self._pixel_terms(image),
         }
         total = sum(terms.values(), torch.zeros((), device=image.device))
@@ -786,27 +825,17 @@ class _Run:
         return terms
 
     def _evaluate(
-        self,
-        x: Tensor,
-        content_losses: list[ContentLoss],
-        style_losses: list[StyleLoss],
-        tile: int | None,
-        gradient_scale: float,
+        self, x: Tensor, targets: Targets, tile: int | None, gradient_scale: float
     ) -> tuple[float, dict[str, float]]:
         """The objective at `x`, with its gradient (times `gradient_scale`) in x.grad."""
         if tile is None:
-            loss, terms = self._objective(x, content_losses, style_losses)
+            loss, terms = self._objective(x, targets)
             (loss * gradient_scale).backward()  # type: ignore[no-untyped-call]
             return float(loss.detach()), terms
-        return self._evaluate_tiled(x, content_losses, style_losses, tile, gradient_scale)
+        return self._evaluate_tiled(x, targets, tile, gradient_scale)
 
     def _evaluate_tiled(
-        self,
-        x: Tensor,
-        content_losses: list[ContentLoss],
-        style_losses: list[StyleLoss],
-        tile: int,
-        gradient_scale: float,
+        self, x: Tensor, targets: Targets, tile: int, gradient_scale: float
     ) -> tuple[float, dict[str, float]]:
         opts = self.opts
         h, w = x.shape[-2:]
@@ -818,18 +847,18 @@ class _Run:
             n: g.requires_grad_(True)
             for n, g in tiles.grams(self.model, image, opts.style_layers, layout).items()
         }
-        style = opts.style_weight * sum(
+        style = targets.style_weight * sum(
             (
                 lw * relative_mse(global_grams[n], loss.target)
                 for loss, n, lw in zip(
-                    style_losses, opts.style_layers, self.layer_weights, strict=True
+                    targets.style, opts.style_layers, self.layer_weights, strict=True
                 )
             ),
             torch.zeros((), device=x.device),
         )
         style.backward()  # type: ignore[no-untyped-call]
         gram_grads = {n: g.grad for n, g in global_grams.items()}
-        content_weight = opts.content_weight / len(content_losses)
+        content_weight = opts.content_weight / len(targets.content)
         content = 0.0
 
         # Pass 2: each tile's share of the gradient. The style part is the Gram gradient
@@ -846,7 +875,7 @@ class _Run:
                 torch.zeros((), device=x.device),
             )
             c = torch.zeros((), device=x.device)
-            for loss, n in zip(content_losses, opts.content_layers, strict=True):
+            for loss, n in zip(targets.content, opts.content_layers, strict=True):
                 rows, cols = t.region(n)
                 part = t.interior(feats[n], n) - loss.target[..., rows, cols]
                 c = c + part.pow(2).sum() / loss.norm
@@ -932,11 +961,11 @@ class _Run:
         """Measure one evaluation at the first scale; refuse a budget too short for a few
         evaluations at every scale, naming the least that would do."""
         content = self._content_at(self.sizes[0])
-        content_losses, style_losses = self._losses(content, self.sizes[0], self.plans[0].tile)
-        self.probed = (content_losses, style_losses)  # the first scale starts with them
+        targets = self._losses(content, self.sizes[0], self.plans[0].tile)
+        self.probed = targets  # the first scale starts with them
         x = content.clone().requires_grad_(True)
         started = time.perf_counter()
-        self._evaluate(x, content_losses, style_losses, self.plans[0].tile, 1.0)
+        self._evaluate(x, targets, self.plans[0].tile, 1.0)
         self.rate = (time.perf_counter() - started) / self.work[0]
         spent = time.perf_counter() - self.start
         least = spent + self.rate * TIME_MIN_STEPS * sum(self.work)
@@ -973,10 +1002,10 @@ class _Run:
         limit = steps if self.scale_deadline is None else 4 * steps
         plan = self.plans[index]
         if index == 0 and self.probed is not None:
-            content_losses, style_losses = self.probed
+            targets = self.probed
             self.probed = None
         else:
-            content_losses, style_losses = self._losses(content, long_side, plan.tile)
+            targets = self._losses(content, long_side, plan.tile)
         x = image.detach().clone().requires_grad_(True)
         # The terms are scale-free, so each pixel's gradient shrinks as the image grows;
         # L-BFGS drops curvature pairs whose y.s falls under a fixed 1e-10 and would then
@@ -1017,9 +1046,7 @@ class _Run:
             step += 1
             optimiser.zero_grad()
             began = time.perf_counter()
-            value, terms = self._evaluate(
-                x, content_losses, style_losses, plan.tile, gradient_scale
-            )
+            value, terms = self._evaluate(x, targets, plan.tile, gradient_scale)
             if self.work_done > 0 or self.deadline is not None:  # --time probed already
                 self.evaluating += time.perf_counter() - began
                 self.rated_work += self.work[index]
