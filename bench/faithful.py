@@ -77,7 +77,9 @@ def parse_set(text: str) -> tuple[str, Any]:
 
 def label(preset: str, size: int | None, overrides: dict[str, Any]) -> str:
     parts = [preset] + ([f"{size}px"] if size else [])
-    return " ".join(parts + [f"{k}={v}" for k, v in overrides.items()])
+    # The overrides are optimisation options; instant has none of them.
+    settings = {} if preset == "instant" else overrides
+    return " ".join(parts + [f"{k}={v}" for k, v in settings.items()])
 
 
 def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -93,13 +95,12 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
     engine = StyleTransfer(device="cpu")
     scorer = Scorer(state)
     for preset in args.presets:
-        config = label(preset, args.size, {} if preset == "instant" else overrides)
+        config = label(preset, args.size, overrides)
         for index, photo_name in enumerate(PHOTOS[: args.photos]):
             for painting_name in paintings_for(index, args.paintings, args.rotate):
                 if (config, photo_name, painting_name) in done:
                     continue
                 photo, painting = rgb(photo_path(photo_name)), rgb(SHARED / "style" / painting_name)
-                # The overrides are optimisation options; instant has none of them.
                 extra = {} if preset == "instant" else overrides
                 options = Options(preset=preset, size=args.size, **extra)  # type: ignore[arg-type]
                 start = time.perf_counter()
@@ -233,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         rows = json.loads(args.out.read_text())["rows"]
         sets = dict(parse_set(s) for s in args.set)
-        configs = [label(p, args.size, {} if p == "instant" else sets) for p in args.presets]
+        configs = [label(p, args.size, sets) for p in args.presets]
         contact_sheet(rows, args.save_images, args.sheet, args.worst, configs)
     print(table(rows))
     return 0

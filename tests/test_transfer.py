@@ -36,6 +36,7 @@ from styleshift import (
 )
 from styleshift.image import load_image, resize_long_side, scaled_size, to_tensor
 from styleshift.losses import StyleLoss, TVLoss, gram_matrix, relative_mse
+from styleshift.metrics import Scorer
 from styleshift.transfer import (
     _PRESETS,
     PRESETS,
@@ -942,6 +943,11 @@ def test_a_time_too_short_is_refused_with_the_least_that_would_do(
         resolve_options(Options(preset="instant", time=30.0), CPU)
 
 
+@pytest.fixture(scope="module")
+def scorer(state_dict: dict[str, Tensor]) -> Scorer:
+    return Scorer(state_dict)
+
+
 # The grey portrait of the shared photos: a face and a figure that a strong style can
 # paint over (issue 12). At 192 px with The Scream, measured: instant 0.80, fast 0.58,
 # balanced 0.64, high 0.64; the painting itself scores about 0.25 and a blur of the photo
@@ -951,28 +957,23 @@ PORTRAIT_FLOOR = {"instant": 0.72, "fast": 0.55, "balanced": 0.6, "high": 0.6}
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_a_portrait_keeps_its_subject_at_every_preset(
-    engine: StyleTransfer, images: Path, state_dict: dict[str, Tensor], preset: str
+    engine: StyleTransfer, images: Path, scorer: Scorer, preset: str
 ) -> None:
-    from styleshift.metrics import Scorer
-
     photo = resize_long_side(load_image(images / "content" / "camera_gray.png"), 192)
     painting = load_image(images / "style" / "munch_the_scream.jpg")
     picture = engine.stylize(photo, painting, preset=preset, size=192)
-    scores = Scorer(state_dict).score(picture, photo, painting)
+    scores = scorer.score(picture, photo, painting)
     assert scores.content_similarity >= PORTRAIT_FLOOR[preset], scores
     assert scores.style_reduction > 1.2, scores  # and it is painted
 
 
 def test_the_adaptive_weight_keeps_a_photo_far_from_the_painting(
-    engine: StyleTransfer, images: Path, state_dict: dict[str, Tensor]
+    engine: StyleTransfer, images: Path, scorer: Scorer
 ) -> None:
     """The rocket's sky against The Great Wave starts at about 2.6 times a typical pair's
     style loss; a fixed style weight paints over the rocket, the adaptive one keeps it."""
-    from styleshift.metrics import Scorer
-
     photo = resize_long_side(load_image(images / "content" / "rocket.jpg"), 128)
     painting = load_image(images / "style" / "hokusai_great_wave.jpg")
-    scorer = Scorer(state_dict)
     found = {}
     for adaptive in (True, False):
         progress: list[Progress] = []

@@ -758,12 +758,10 @@ class _Run:
         with torch.no_grad():
             if tile is None:
                 feats = self.model(content)
-                own = {name: gram_matrix(feats[name]) for name in opts.style_layers}
             else:
                 feats = tiles.features(
                     self.model, content, opts.content_layers, tiles.grid(h, w, tile)
                 )
-                own = self._grams(content)
             content_losses = [ContentLoss(feats[name]) for name in opts.content_layers]
             grams: dict[str, list[Tensor]] = {name: [] for name in opts.style_layers}
             for style in self.styles:
@@ -772,6 +770,13 @@ class _Run:
         style_losses = [StyleLoss(mix_grams(grams[n], self.blend)) for n in opts.style_layers]
         weight = opts.style_weight
         if opts.adaptive_weight:
+            with torch.no_grad():
+                # Untiled, the photo's style features came with its content features.
+                own = (
+                    {n: gram_matrix(feats[n]) for n in opts.style_layers}
+                    if tile is None
+                    else self._grams(content)
+                )
             photo = sum(
                 lw * float(relative_mse(own[n], loss.target))
                 for n, loss, lw in zip(
