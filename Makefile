@@ -56,15 +56,20 @@ gallery: weights
 	$(BIN)/python scripts/gallery.py
 
 # The shipped decoder, from data the package registries provide (docs/feedforward.md).
-# Resumable: run it again after an interruption; a larger RELU4_STEPS trains further.
-RELU4_STEPS := 7559
+# The settings of the shipped decoders (docs/model-card.md); resumable: run it again after
+# an interruption, and a larger step count trains further. Minutes on a GPU, days on 2 cores.
+RELU4_STEPS := 6697
+RELU3_STEPS := 11910
+DECODER_SETTINGS := --batch-size 16 --crop 256 --photo-size 640 --precision bfloat16
 training-data/manifest.json:
 	$(BIN)/python scripts/training_data.py training-data
 
 train-decoders: weights training-data/manifest.json
 	@mkdir -p training-runs
-	$(BIN)/styleshift train training-data/train --validation training-data/val \
+	$(BIN)/styleshift train training-data/train --validation training-data/val $(DECODER_SETTINGS) \
 		--level relu4_1 --steps $(RELU4_STEPS) -o training-runs/relu4_1.safetensors
+	$(BIN)/styleshift train training-data/train --validation training-data/val $(DECODER_SETTINGS) \
+		--level relu3_1 --steps $(RELU3_STEPS) -o training-runs/relu3_1.safetensors
 
 clean:
 	rm -rf $(VENV) out build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import json
 import sys
 import time
@@ -42,6 +43,7 @@ from run import Referee
 from styleshift import Options, StyleTransfer
 from styleshift.image import resize_long_side, to_tensor
 from styleshift.metrics import Scorer
+from styleshift.transfer import FEEDFORWARD_ONLY, GATYS
 from styleshift.weights import ensure_weights, load_state_dict
 
 VALIDATION = REPO / "training-data" / "val"
@@ -75,11 +77,17 @@ def parse_set(text: str) -> tuple[str, Any]:
         return name, value
 
 
+def applying(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The overrides that belong to the preset's method (one --set can hold options of
+    both families)."""
+    methods = {f.name: f.metadata["method"] for f in dataclasses.fields(Options)}
+    foreign = GATYS if preset == "instant" else FEEDFORWARD_ONLY
+    return {k: v for k, v in overrides.items() if methods.get(k) != foreign}
+
+
 def label(preset: str, size: int | None, overrides: dict[str, Any]) -> str:
     parts = [preset] + ([f"{size}px"] if size else [])
-    # The overrides are optimisation options; instant has none of them.
-    settings = {} if preset == "instant" else overrides
-    return " ".join(parts + [f"{k}={v}" for k, v in settings.items()])
+    return " ".join(parts + [f"{k}={v}" for k, v in applying(preset, overrides).items()])
 
 
 def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -101,7 +109,7 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
                 if (config, photo_name, painting_name) in done:
                     continue
                 photo, painting = rgb(photo_path(photo_name)), rgb(SHARED / "style" / painting_name)
-                extra = {} if preset == "instant" else overrides
+                extra = applying(preset, overrides)
                 options = Options(preset=preset, size=args.size, **extra)  # type: ignore[arg-type]
                 start = time.perf_counter()
                 picture = engine.run(photo, painting, options).image.convert("RGB")

@@ -2,18 +2,31 @@
 """Print the training record of decoder checkpoints as Markdown, for docs/model-card.md.
 
     .venv/bin/python scripts/model_card.py training-runs/relu4_1.safetensors.ckpt ...
+    .venv/bin/python scripts/model_card.py --psnr DECODER.safetensors ...
 
 Per checkpoint: its settings, steps, training time, and the loss (mean over windows of
 steps) and validation PSNR along the way. Checkpoints are read with weights_only=True.
+With --psnr, per decoder file: its reconstruction PSNR in float32 on the held-out
+training photos and on the shared content photos (never in the data), at 256 and 512 px.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+
+from styleshift.feedforward.data import image_files
+from styleshift.feedforward.decoder import load_model, pad_to_multiple
+from styleshift.image import as_image, resize_long_side, to_tensor
+from styleshift.vgg import VGGFeatures, stride
+from styleshift.weights import ensure_weights, load_state_dict
+
+HELD_OUT = (Path("training-data/val"), Path("../shared/images/content"))
 
 
 def card(path: Path, windows: int = 10) -> str:
@@ -56,9 +69,40 @@ def card(path: Path, windows: int = 10) -> str:
     return "\n".join(lines)
 
 
+@torch.no_grad()
+def reconstruction(path: Path, sizes: tuple[int, ...] = (256, 512)) -> str:
+    decoder, info = load_model(path)
+    decoder = decoder.float()
+    encoder = VGGFeatures(load_state_dict(ensure_weights()), (info.level,), info.pooling)
+    lines = [
+        f"### {path.name}: {info.level}, step {info.steps}",
+        "",
+        "| images | " + " | ".join(f"at {s} px" for s in sizes) + " |",
+        "|---|" + "---:|" * len(sizes),
+    ]
+    for folder in HELD_OUT:
+        files = image_files([folder])
+        scores = []
+        for size in sizes:
+            dbs = []
+            for file in files:
+                image = to_tensor(resize_long_side(as_image(file).convert("RGB"), size))
+                h, w = image.shape[-2:]
+                padded = pad_to_multiple(image, stride(info.level))
+                out = decoder(encoder(padded)[info.level])[..., :h, :w].clamp(0, 1)
+                dbs.append(-10 * math.log10(max(F.mse_loss(out, image).item(), 1e-10)))
+            scores.append(f"{statistics.fmean(dbs):.2f} dB")
+        lines.append(f"| {len(files)} in {folder} | " + " | ".join(scores) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
-    for arg in sys.argv[1:]:
-        print(card(Path(arg)))
+    args = sys.argv[1:]
+    show = card
+    if args[:1] == ["--psnr"]:
+        args, show = args[1:], reconstruction
+    for arg in args:
+        print(show(Path(arg)))
         print()
     return 0
 

@@ -23,9 +23,9 @@ from styleshift.metrics import Scorer
 from styleshift.vgg import VGGFeatures
 
 SIZE = 192
-# The shipped decoder rebuilds this held-out photo (never trained on) at 256 px to at
-# least this PSNR (measured: 21.0 dB; docs/model-card.md).
-RECONSTRUCTION_FLOOR_DB = 20.0
+# The shipped decoders rebuild this held-out photo (never trained on) at 256 px to at
+# least this PSNR (measured: relu4_1 22.8 dB, relu3_1 26.2 dB; docs/model-card.md).
+RECONSTRUCTION_FLOOR_DB = {"relu4_1": 22.0, "relu3_1": 25.0}
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +43,17 @@ def scorer(state_dict: dict[str, torch.Tensor]) -> Scorer:
     return Scorer(state_dict)
 
 
-def test_the_shipped_decoder_is_intact_and_rebuilds_a_held_out_photo(
-    photo: Image.Image, state_dict: dict[str, torch.Tensor]
+@pytest.mark.parametrize("level", sorted(SHIPPED))
+def test_each_shipped_decoder_is_intact_and_rebuilds_a_held_out_photo(
+    photo: Image.Image, state_dict: dict[str, torch.Tensor], level: str
 ) -> None:
-    for level, (_, sha256) in SHIPPED.items():
-        assert sha256_file(shipped_model(level)) == sha256
-    decoder, info = load_model(shipped_model("relu4_1"), sha256=SHIPPED["relu4_1"][1])
-    assert (info.level, info.pooling) == ("relu4_1", "max") and info.steps > 0
+    assert sha256_file(shipped_model(level)) == SHIPPED[level][1]
+    decoder, info = load_model(shipped_model(level), sha256=SHIPPED[level][1])
+    assert (info.level, info.pooling) == (level, "max") and info.steps > 0
     encoder = VGGFeatures(state_dict, feature_layers(info.level), info.pooling)
     model = Reconstruction(encoder, decoder, TrainSettings(level=info.level), torch.float32)
-    assert psnr(model, [to_tensor(resize_long_side(photo, 256))]) > RECONSTRUCTION_FLOOR_DB
+    floor = RECONSTRUCTION_FLOOR_DB[level]
+    assert psnr(model, [to_tensor(resize_long_side(photo, 256))]) > floor
 
 
 @pytest.mark.parametrize("method", ["adain", "wct", "efdm"])
@@ -63,11 +64,28 @@ def test_each_transform_keeps_the_subject_and_carries_the_style(
     assert result.image.size == (SIZE, 128)  # kodim23 is 768 x 512
     assert result.options.method == method and math.isnan(result.loss)
     scores = scorer.score(result.image, photo, painting)
-    # Measured at this size: similarity 0.65 (wct) to 0.81, Gram matrices 1.55-1.68 and
-    # channel statistics 1.26-1.29 times closer to the painting's than the photo's are.
+    # Measured at this size: similarity 0.67 (wct) to 0.84, Gram matrices 2.03-2.33 and
+    # channel statistics 1.67-1.69 times closer to the painting's than the photo's are.
     assert scores.content_similarity > 0.6  # an unrelated painting scores about 0.25
-    assert scores.style_reduction > 1.3
-    assert scores.statistics_reduction > 1.15
+    assert scores.style_reduction > 1.8
+    assert scores.statistics_reduction > 1.5
+
+
+def test_a_second_shipped_level_carries_more_style_and_keeps_the_subject(
+    engine: StyleTransfer, scorer: Scorer, photo: Image.Image, painting: Image.Image
+) -> None:
+    one, two = (
+        scorer.score(engine.run(photo, painting, options).image, photo, painting)
+        for options in (
+            Options(preset="instant", size=SIZE, levels=("relu4_1",)),
+            Options(preset="instant", size=SIZE, levels=("relu4_1", "relu3_1")),
+        )
+    )
+    # Measured: Gram matrices 2.04 -> 2.19 times closer, statistics 1.68 -> 1.85,
+    # similarity 0.84 -> 0.80.
+    assert two.style_reduction > one.style_reduction * 1.04
+    assert two.statistics_reduction > one.statistics_reduction * 1.05
+    assert two.content_similarity > 0.75
 
 
 def test_strength_moves_the_picture_between_photo_and_painting(

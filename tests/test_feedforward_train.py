@@ -92,6 +92,27 @@ def test_refusals_name_the_problem(photos: Path, tmp_path: Path, weights_file: P
         train([photos], tmp_path / "x.pt", TINY)
     with pytest.raises(OptionError, match="unknown decoder level"):
         train([photos], tmp_path / "x.safetensors", TrainSettings(level="relu9_1"))  # type: ignore[arg-type]
+    with pytest.raises(OptionError, match=r"photo size \(100 px\) must be at least the crop"):
+        train([photos], tmp_path / "x.safetensors", TrainSettings(photo_size=100))
+
+
+def test_the_photo_size_sets_the_scale_the_crops_are_cut_at(
+    photos: Path, tmp_path: Path, weights_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import styleshift.feedforward.train as training
+
+    seen: list[int] = []
+    real = training.load_photos
+
+    def spy(files: list[Path], short_side: int, min_side: int) -> object:
+        loaded = real(files, short_side, min_side)
+        seen.extend(min(image.shape[-2:]) for image in loaded.images)
+        return loaded
+
+    monkeypatch.setattr(training, "load_photos", spy)
+    settings = TrainSettings(**{**TINY.__dict__, "steps": 1, "photo_size": 100})
+    train([photos], tmp_path / "x.safetensors", settings)
+    assert seen and max(seen) == 100  # the default, 4 x 64 px, would leave 256
 
 
 def test_unreadable_files_are_skipped_and_counted(

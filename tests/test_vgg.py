@@ -29,6 +29,14 @@ def test_truncates_after_deepest_layer(state_dict):
     assert not model.training
 
 
+def test_everything_lives_on_the_weights_device(state_dict):
+    """Callers pass weights already on a GPU and never call .to(): the input's mean must
+    follow them ('meta' stands in for a GPU here)."""
+    on_meta = {k: v.to("meta") for k, v in state_dict.items()}
+    model = VGGFeatures(on_meta, ["relu2_1"])
+    assert {t.device.type for t in (*model.parameters(), *model.buffers())} == {"meta"}
+
+
 def test_requested_conv_output_is_not_overwritten_by_relu(state_dict):
     model = VGGFeatures(state_dict, ["conv1_1", "relu1_1"])
     out = model(torch.rand(1, 3, 32, 32))

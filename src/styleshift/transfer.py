@@ -75,14 +75,15 @@ class PresetSpec:
 # settle the composition cheaply; most of the budget goes to the finest scale, where
 # the detail that the eye (and the full-size objective) sees is made. balanced and high
 # start at 256 px: from 128 px the composition drifts further from the photo, and the
-# finest scale spent up to twice the evaluations pulling it back. fast starts at 192 px
-# for the same reason: from 136 px it kept less of the photo on bench/faithful.py's
-# photos (content similarity 0.59 against 0.63 at the 10th percentile), for 12% more
-# time. Measured on 2 CPU cores: see docs/performance.md. instant is one feed-forward
-# pass.
+# finest scale spent up to twice the evaluations pulling it back. fast starts near 256
+# px (272, then 384) for the same reason: on 24 of bench/faithful.py's pairs its 10th
+# percentile of content similarity went 0.59 (from 136 px), 0.63 (from 192 px), 0.65
+# (from 272 px), with the style-loss reduction 23, 24 and 26 times, for 4% more time than
+# from 192 px. Measured on 2 CPU cores: see docs/performance.md. instant is one
+# feed-forward pass.
 _PRESETS: dict[str, dict[str, PresetSpec]] = {
     "cpu": {
-        "fast": PresetSpec(size=384, start_size=192, iterations=(15, 15, 30)),
+        "fast": PresetSpec(size=384, start_size=256, iterations=(20, 40)),
         "balanced": PresetSpec(size=512, start_size=256, iterations=(20, 20, 160)),
         "high": PresetSpec(size=768, start_size=256, iterations=(20, 20, 20, 200)),
         "instant": PresetSpec(size=512, method=DEFAULT_TRANSFORM),

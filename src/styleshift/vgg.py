@@ -96,7 +96,11 @@ class VGGFeatures(nn.Module):
             else:
                 modules[name] = nn.AvgPool2d(2, 2)
         self.net = nn.ModuleDict(modules)
-        self.register_buffer("mean", torch.tensor(MEAN_RGB).view(1, 3, 1, 1), persistent=False)
+        # On the weights' device: callers hand over weights already moved to a GPU and
+        # never call .to() (a CPU mean broke every CUDA run).
+        device = state_dict["conv1_1.weight"].device
+        mean = torch.tensor(MEAN_RGB, device=device).view(1, 3, 1, 1)
+        self.register_buffer("mean", mean, persistent=False)
         self.requires_grad_(False)
         self.eval()
 

@@ -76,14 +76,16 @@ def random_batch(
     out = torch.empty(batch, 3, crop, crop)
     for i in range(batch):
         index = int(torch.randint(len(photos), (1,), generator=generator))
-        image = photos.images[index].float().div_(255).unsqueeze(0)
+        image = photos.images[index]
         h, w = image.shape[-2:]
         most = min(h, w) / crop  # the largest zoom-out that still fills a crop
         zoom = 1 + float(torch.rand((), generator=generator)) * (min(most, max_zoom_out) - 1)
         side = max(crop, round(crop * zoom))
         top = int(torch.randint(h - side + 1, (1,), generator=generator))
         left = int(torch.randint(w - side + 1, (1,), generator=generator))
-        patch = image[..., top : top + side, left : left + side]
+        # Only the crop is converted to float: converting the whole photo for every crop
+        # cost more than a GPU's training step.
+        patch = image[:, top : top + side, left : left + side].float().div_(255).unsqueeze(0)
         if side != crop:
             patch = torch.nn.functional.interpolate(
                 patch, size=(crop, crop), mode="bilinear", antialias=True, align_corners=False

@@ -29,7 +29,11 @@ from .transforms import stylise_features
 SHIPPED: dict[str, tuple[str, str]] = {
     "relu4_1": (
         "decoder-relu4_1.safetensors",
-        "5fe1d34d31bb3934eb770c89cca5f91585a8a3f956cb658e6f3df051a24371c3",
+        "6df10d20b032d1653e579ff3f5fadd0e54f1b9063f0cd445662651aeb440b3ec",
+    ),
+    "relu3_1": (
+        "decoder-relu3_1.safetensors",
+        "f0ce2b47f3a241831000f5b9171452bc09ca6ab743d00ee7d584e3a2ebef83a6",
     ),
 }
 

@@ -21,6 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from .data import image_files, load_photos, random_batch
 from .decoder import Decoder, Level, ModelInfo, check_level, pad_to_multiple, save_model
 
 CHECKPOINT_FORMAT = "styleshift-train-v1"
+PREFETCH = 4  # batches cut ahead, each in its own thread
 
 
 def _field(default: Any, help: str) -> Any:
@@ -54,6 +56,9 @@ class TrainSettings:
     steps: int = _field(20000, "total optimiser steps (a resumed run goes on to this count)")
     batch_size: int = _field(8, "crops per step and process")
     crop: int = _field(128, "side of the square training crops in pixels")
+    photo_size: int | None = _field(
+        None, "short side the photos are scaled down to before cropping (default: 4 x crop)"
+    )
     learning_rate: float = _field(2e-4, "Adam's step size at the start")
     lr_decay: float = _field(5e-5, "step size is learning_rate / (1 + lr_decay * step)")
     pixel_weight: float = _field(10.0, "weight of the pixel loss (mean squared error)")
@@ -133,6 +138,10 @@ def _check(settings: TrainSettings) -> None:
             raise OptionError(f"{name.replace('_', ' ')} must be at least 1")
     if settings.crop < 2 * stride(settings.level):
         raise OptionError(f"crop must be at least {2 * stride(settings.level)} px")
+    if settings.photo_size is not None and settings.photo_size < settings.crop:
+        raise OptionError(
+            f"photo size ({settings.photo_size} px) must be at least the crop ({settings.crop} px)"
+        )
     for name in ("learning_rate", "checkpoint_minutes"):
         value = getattr(settings, name)
         if not math.isfinite(value) or value <= 0:
@@ -281,13 +290,17 @@ class _Trainer:
         if world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(self.device)
+        if self.device.type == "cuda":
+            # Every step has the same shapes, so cuDNN's search for the fastest kernels pays.
+            torch.backends.cudnn.benchmark = True
         precision = resolve_precision(s.precision, self.device)
         dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
 
         files = image_files(data)
         if not files:
             raise InputError(f"no images found in {', '.join(str(d) for d in data)}")
-        self.photos = load_photos(files[rank::world], short_side=s.crop * 4, min_side=s.crop)
+        short_side = s.photo_size or s.crop * 4
+        self.photos = load_photos(files[rank::world], short_side=short_side, min_side=s.crop)
         if not self.photos.images:
             raise InputError(
                 f"none of the {len(files)} files could be used (unreadable, or smaller than "
@@ -323,6 +336,8 @@ class _Trainer:
             # Averages the gradients; the plain decoder is what is saved.
             self.model.decoder = nn.parallel.DistributedDataParallel(self.decoder)  # type: ignore[assignment]
         self.psnr = self.history[-1].get("psnr") if self.history else None
+        self.cutter = ThreadPoolExecutor(PREFETCH, thread_name_prefix="styleshift-crops")
+        self.pending: dict[int, Future[Tensor]] = {}
         self.start = time.perf_counter()
         self.last_checkpoint = self.start
 
@@ -358,13 +373,26 @@ class _Trainer:
             )  # fmt: skip
         self.last_checkpoint = time.perf_counter()
 
+    def batch(self, step: int) -> Tensor:
+        """The crops of `step`; those of the next few steps are cut meanwhile in threads.
+        On a GPU, cutting crops in the training loop took several times longer than the
+        step itself (18 steps/s of 16 crops of 256 px on an H200, against ~100 for the
+        compute alone)."""
+        s = self.s
+        for ahead in range(step, min(step + PREFETCH + 1, s.steps)):
+            if ahead not in self.pending:
+                generator = _step_generator(s.seed, self.rank, ahead)
+                self.pending[ahead] = self.cutter.submit(
+                    random_batch, self.photos, s.batch_size, s.crop, generator
+                )
+        return self.pending.pop(step).result()
+
     def train_step(self) -> tuple[dict[str, float], float]:
         """One optimiser step; its record and the images per second it ran at."""
         s = self.s
         for group in self.optimiser.param_groups:
             group["lr"] = s.learning_rate / (1 + s.lr_decay * self.step)
-        generator = _step_generator(s.seed, self.rank, self.step)
-        batch = random_batch(self.photos, s.batch_size, s.crop, generator)
+        batch = self.batch(self.step)
         t0 = time.perf_counter()
         loss, pixel, feature = self.model(batch.to(self.device))
         self.optimiser.zero_grad(set_to_none=True)
@@ -426,6 +454,7 @@ class _Trainer:
                 self.save()
             raise TrainingInterrupted(self.result()) from None
         finally:
+            self.cutter.shutdown(cancel_futures=True)
             if previous_term is not None:
                 signal.signal(signal.SIGTERM, previous_term)
         return self.result()
