@@ -78,7 +78,7 @@ class PresetSpec:
 # finest scale spent up to twice the evaluations pulling it back. fast starts near 256
 # px (272, then 384) for the same reason: on 24 of bench/faithful.py's pairs its 10th
 # percentile of content similarity went 0.59 (from 136 px), 0.63 (from 192 px), 0.65
-# (from 272 px), with the style-loss reduction 23, 24 and 26 times, for 4% more time than
+# (from 272 px), with the style-loss reduction 23, 24 and 26 times, for 3% more time than
 # from 192 px. Measured on 2 CPU cores: see docs/performance.md. instant is one
 # feed-forward pass.
 _PRESETS: dict[str, dict[str, PresetSpec]] = {
