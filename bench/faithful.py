@@ -104,12 +104,12 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
     scorer = Scorer(state)
     for preset in args.presets:
         config = label(preset, args.size, overrides)
+        extra = applying(preset, overrides)
         for index, photo_name in enumerate(PHOTOS[: args.photos]):
             for painting_name in paintings_for(index, args.paintings, args.rotate):
                 if (config, photo_name, painting_name) in done:
                     continue
                 photo, painting = rgb(photo_path(photo_name)), rgb(SHARED / "style" / painting_name)
-                extra = applying(preset, overrides)
                 options = Options(preset=preset, size=args.size, **extra)  # type: ignore[arg-type]
                 start = time.perf_counter()
                 picture = engine.run(photo, painting, options).image.convert("RGB")

@@ -12,18 +12,17 @@ training photos and on the shared content photos (never in the data), at 256 and
 
 from __future__ import annotations
 
-import math
 import statistics
 import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from styleshift.feedforward.data import image_files
-from styleshift.feedforward.decoder import load_model, pad_to_multiple
+from styleshift.feedforward.decoder import load_model
+from styleshift.feedforward.train import Reconstruction, TrainSettings, psnr
 from styleshift.image import as_image, resize_long_side, to_tensor
-from styleshift.vgg import VGGFeatures, stride
+from styleshift.vgg import VGGFeatures
 from styleshift.weights import ensure_weights, load_state_dict
 
 HELD_OUT = (Path("training-data/val"), Path("../shared/images/content"))
@@ -69,11 +68,11 @@ def card(path: Path, windows: int = 10) -> str:
     return "\n".join(lines)
 
 
-@torch.no_grad()
 def reconstruction(path: Path, sizes: tuple[int, ...] = (256, 512)) -> str:
     decoder, info = load_model(path)
-    decoder = decoder.float()
     encoder = VGGFeatures(load_state_dict(ensure_weights()), (info.level,), info.pooling)
+    # The training run's own score, in float32.
+    model = Reconstruction(encoder, decoder.float(), TrainSettings(level=info.level), torch.float32)
     lines = [
         f"### {path.name}: {info.level}, step {info.steps}",
         "",
@@ -81,18 +80,12 @@ def reconstruction(path: Path, sizes: tuple[int, ...] = (256, 512)) -> str:
         "|---|" + "---:|" * len(sizes),
     ]
     for folder in HELD_OUT:
-        files = image_files([folder])
-        scores = []
-        for size in sizes:
-            dbs = []
-            for file in files:
-                image = to_tensor(resize_long_side(as_image(file).convert("RGB"), size))
-                h, w = image.shape[-2:]
-                padded = pad_to_multiple(image, stride(info.level))
-                out = decoder(encoder(padded)[info.level])[..., :h, :w].clamp(0, 1)
-                dbs.append(-10 * math.log10(max(F.mse_loss(out, image).item(), 1e-10)))
-            scores.append(f"{statistics.fmean(dbs):.2f} dB")
-        lines.append(f"| {len(files)} in {folder} | " + " | ".join(scores) + " |")
+        photos = [as_image(f).convert("RGB") for f in image_files([folder])]
+        scores = [
+            f"{psnr(model, [to_tensor(resize_long_side(p, size)) for p in photos]):.2f} dB"
+            for size in sizes
+        ]
+        lines.append(f"| {len(photos)} in {folder} | " + " | ".join(scores) + " |")
     return "\n".join(lines)
 
 
