@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import http.server
 import io
 import json
 import os
+import signal
 import socket
 import tarfile
 import threading
@@ -18,6 +20,7 @@ import h5py
 import numpy as np
 import platformdirs
 import pytest
+import safetensors
 from safetensors import safe_open
 
 from styleshift import weights
@@ -527,6 +530,46 @@ def test_load_missing_and_corrupt() -> None:
     with pytest.raises(WeightsError, match=r"sha256 .*fetch --force"):
         weights.ensure_weights()
     assert weights.info().exists and not weights.info().verified
+
+
+class _SwallowingSafeOpen:
+    """Like safetensors 0.8 when a Ctrl-C lands while it builds a tensor: the
+    KeyboardInterrupt is swallowed and a ValueError raised in its place."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __enter__(self) -> _SwallowingSafeOpen:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def metadata(self) -> dict[str, str]:
+        return {}
+
+    def keys(self) -> list[str]:
+        return ["conv1_1.weight"]
+
+    def get_tensor(self, key: str) -> object:
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        raise ValueError("could not determine the shape of object type 'UntypedStorage'")
+
+
+def test_ctrl_c_while_loading_stays_a_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    p = weights.weights_path()
+    p.parent.mkdir(parents=True)
+    p.write_bytes(b"weights")
+    monkeypatch.setattr(safetensors, "safe_open", _SwallowingSafeOpen)
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        weights.load_state_dict(verify=False)
+    assert signal.getsignal(signal.SIGINT) is handler
+    # Without a Ctrl-C the same error is a file that cannot be read.
+    monkeypatch.setattr(_SwallowingSafeOpen, "get_tensor", lambda self, key: int("x"))
+    with pytest.raises(WeightsError, match=r"cannot load .*fetch --force"):
+        weights.load_state_dict(verify=False)
 
 
 def test_fetch_url(serve: Serve, fake_weights: Path) -> None:

@@ -18,12 +18,14 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import struct
 import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -133,6 +135,50 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _ctrl_c_kept() -> Iterator[None]:
+    """Turn an error raised after a Ctrl-C back into the KeyboardInterrupt it was.
+
+    safetensors swallows a KeyboardInterrupt raised while it builds a tensor and
+    reports a ValueError about UntypedStorage instead, which would read as a corrupt
+    file; noting SIGINT's arrival tells the two apart.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield
+        return
+    handler = previous
+    noted = False
+
+    def note(signum: int, frame: Any) -> None:
+        nonlocal noted
+        noted = True
+        handler(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    except Exception:
+        if noted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Every tensor and the metadata of a safetensors file; never unpickles.
+
+    Raises safetensors' own errors, OSError or ValueError for a file that is not one,
+    and KeyboardInterrupt for a Ctrl-C, wherever it lands.
+    """
+    from safetensors import safe_open
+
+    with _ctrl_c_kept(), safe_open(os.fspath(path), framework="pt") as f:
+        metadata: dict[str, str] = f.metadata() or {}
+        return {k: f.get_tensor(k) for k in f.keys()}, metadata  # noqa: SIM118 (not a dict)
 
 
 def _mkdir(path: Path) -> None:
@@ -673,7 +719,6 @@ def ensure_weights(*, source: Source = "auto", progress: ProgressFn | None = Non
 def load_state_dict(path: Path | None = None, *, verify: bool = True) -> dict[str, torch.Tensor]:
     """Load the converted weights as a {"convB_I.weight"/".bias": tensor} dict."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     path = weights_path() if path is None else Path(path)
     if not path.is_file():
@@ -683,7 +728,7 @@ def load_state_dict(path: Path | None = None, *, verify: bool = True) -> dict[st
         if got != CONVERTED_SHA256:
             raise WeightsError(_corrupt_message(path, got))
     try:
-        state = load_file(str(path))
+        state, _ = read_safetensors(path)
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(
             f"cannot load {path}: {one_line(str(e))}; run `styleshift weights fetch --force`"

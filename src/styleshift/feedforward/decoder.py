@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ..errors import InputError, OptionError, one_line
 from ..vgg import LAYERS, Pooling
-from ..weights import sha256_file
+from ..weights import read_safetensors, sha256_file
 
 MODEL_FORMAT = "styleshift-decoder-v1"
 Level = Literal["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
@@ -114,7 +114,7 @@ def load_model(path: Path, *, sha256: str | None = None) -> tuple[Decoder, Model
 
     Never unpickles: safetensors holds tensors and strings only.
     """
-    from safetensors import SafetensorError, safe_open
+    from safetensors import SafetensorError
 
     name = os.fspath(path)
     if not path.is_file():
@@ -124,9 +124,7 @@ def load_model(path: Path, *, sha256: str | None = None) -> tuple[Decoder, Model
             f"model file '{name}' has sha256 {got}, expected {sha256}; reinstall styleshift"
         )
     try:
-        with safe_open(name, framework="pt") as f:
-            metadata: dict[str, str] = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+        state, metadata = read_safetensors(path)
     except (SafetensorError, OSError, ValueError) as e:
         raise InputError(
             f"cannot read model file '{name}': {one_line(e)}; give a .safetensors file "
