@@ -43,7 +43,7 @@ from run import Referee
 from styleshift import Options, StyleTransfer
 from styleshift.image import resize_long_side, to_tensor
 from styleshift.metrics import Scorer
-from styleshift.transfer import FEEDFORWARD_ONLY, GATYS
+from styleshift.options import FEEDFORWARD_ONLY, GATYS
 from styleshift.weights import ensure_weights, load_state_dict
 
 VALIDATION = REPO / "training-data" / "val"

@@ -31,7 +31,8 @@ import torch
 from PIL import Image
 
 from run import REPO, default_images_dir, machine_info
-from styleshift import Options, StyleTransfer, tiles
+from styleshift import Options, StyleTransfer
+from styleshift.gatys import tiles
 from styleshift.image import load_image, resize_long_side, to_tensor
 
 CONTENT = "tubingen.jpg"

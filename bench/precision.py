@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import torch
 
 from styleshift import Options
+from styleshift.device import has_fast_bfloat16
 from styleshift.losses import gram_matrix
-from styleshift.transfer import has_fast_bfloat16
 from styleshift.vgg import VGGFeatures
 from styleshift.weights import ensure_weights, load_state_dict
 

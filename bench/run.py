@@ -38,9 +38,10 @@ from PIL import Image
 from torch import Tensor
 
 from styleshift import Options, Progress, StyleTransfer
+from styleshift.gatys.engine import adaptive_factor, iterations_for, scale_sizes
 from styleshift.image import load_image, resize_long_side, split_alpha, to_tensor
 from styleshift.losses import ContentLoss, StyleLoss, TVLoss, gram_matrix
-from styleshift.transfer import adaptive_factor, iterations_for, resolve_options, scale_sizes
+from styleshift.options import resolve_options
 from styleshift.vgg import VGGFeatures
 from styleshift.weights import ensure_weights, load_state_dict
 

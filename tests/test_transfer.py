@@ -34,20 +34,18 @@ from styleshift import (
     color,
     stylize,
 )
+from styleshift.gatys.engine import (
+    SCALE_RATIO,
+    TYPICAL_PHOTO_STYLE_LOSS,
+    Run,
+    adaptive_factor,
+    iterations_for,
+    scale_sizes,
+)
 from styleshift.image import load_image, resize_long_side, scaled_size, to_tensor
 from styleshift.losses import StyleLoss, TVLoss, gram_matrix, relative_mse
 from styleshift.metrics import Scorer
-from styleshift.transfer import (
-    _PRESETS,
-    PRESETS,
-    SCALE_RATIO,
-    TYPICAL_PHOTO_STYLE_LOSS,
-    _Run,
-    adaptive_factor,
-    iterations_for,
-    resolve_options,
-    scale_sizes,
-)
+from styleshift.options import _PRESETS, PRESETS, resolve_options
 from styleshift.vgg import VGGFeatures
 
 CPU = torch.device("cpu")
@@ -851,7 +849,16 @@ def test_range_term_keeps_pixels_that_saving_would_clip(
     opts = Options(size=96, multiscale=False, iterations=(30,), precision="float32")
     content, style = load_image(_content(images)), load_image(_starry(images))
     plain_opts = dataclasses.replace(opts, range_weight=0.0)
-    referee = _Run(engine, content, [style], resolve_options(plain_opts, CPU, 1), None, None, {})
+    referee = Run(
+        engine._state,
+        engine.feedforward,
+        content,
+        [style],
+        resolve_options(plain_opts, CPU, 1),
+        None,
+        None,
+        {},
+    )
     targets = referee._losses(referee._content_at(96), 96, None)
 
     def saved_loss(result: Result) -> float:

@@ -5,16 +5,9 @@
 """
 
 from .errors import InputError, OptionError, OutputError, StyleshiftError, WeightsError
-from .transfer import (
-    ExtraTerm,
-    Interrupted,
-    Options,
-    Progress,
-    Result,
-    ScaleReport,
-    StyleTransfer,
-    stylize,
-)
+from .options import Options
+from .results import ExtraTerm, Interrupted, Progress, Result, ScaleReport
+from .transfer import StyleTransfer, stylize
 
 __version__ = "0.1.0"
 

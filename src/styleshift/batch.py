@@ -30,7 +30,8 @@ import torch
 
 from .errors import InputError, OutputError, StyleshiftError, one_line
 from .image import OUTPUT_FORMATS, publish_file
-from .transfer import Options, StyleTransfer
+from .options import Options
+from .transfer import StyleTransfer
 
 Kind = Literal["image", "video"]
 IMAGE_SUFFIXES = frozenset({*OUTPUT_FORMATS, ".gif"})

@@ -24,19 +24,9 @@ from .device import resolve_device, resolve_precision
 from .errors import OutputError, StyleshiftError
 from .image import as_image, check_output_path, save_image, split_alpha
 from .metrics import Scorer
-from .transfer import (
-    FIELD_METHODS,
-    PRESETS,
-    Interrupted,
-    Options,
-    Progress,
-    Result,
-    StyleTransfer,
-    clock,
-    method_of,
-    resolve_options,
-    without_foreign,
-)
+from .options import FIELD_METHODS, PRESETS, Options, method_of, resolve_options, without_foreign
+from .results import Interrupted, Progress, Result, clock
+from .transfer import StyleTransfer
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

@@ -25,7 +25,9 @@ from .evaluate import Evaluation, evaluate_image
 from .image import load_image, save_image, split_alpha
 from .memory import PeakMemory
 from .metrics import Scorer
-from .transfer import Options, Progress, StyleTransfer
+from .options import Options
+from .results import Progress
+from .transfer import StyleTransfer
 
 
 @dataclass(frozen=True)

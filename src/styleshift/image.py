@@ -18,7 +18,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeAlias
 
@@ -674,3 +674,10 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
                 "re-export or re-download it"
             ) from None
         return {str(key): str(value) for key, value in text.items()}
+
+
+def as_list(styles: ImageLike | Sequence[ImageLike]) -> list[ImageLike]:
+    """One style image or several, as a list."""
+    if isinstance(styles, (str, os.PathLike, Image.Image, torch.Tensor)):
+        return [styles]
+    return list(styles)

@@ -17,16 +17,9 @@ from dataclasses import dataclass
 from PIL import Image
 
 from .errors import StyleshiftError, one_line
-from .transfer import (
-    FEEDFORWARD,
-    Options,
-    Progress,
-    Result,
-    StyleTransfer,
-    clock,
-    instant_options,
-    method_of,
-)
+from .options import FEEDFORWARD, Options, instant_options, method_of
+from .results import Progress, Result, clock
+from .transfer import StyleTransfer
 
 
 class Cancelled(Exception):

@@ -34,15 +34,10 @@ from . import __version__, color
 from .device import resolve_device
 from .errors import InputError, OptionError, OutputError
 from .flow import FramePair, pair
-from .image import ImageLike, as_image, save_image, scaled_size
-from .transfer import (
-    Options,
-    Progress,
-    Result,
-    StyleTransfer,
-    as_list,
-    resolve_options,
-)
+from .image import ImageLike, as_image, as_list, save_image, scaled_size
+from .options import Options, resolve_options
+from .results import Progress, Result
+from .transfer import StyleTransfer
 from .videoio import VideoInfo, check_video_output, even_size, probe, read_frames, write_output
 
 __all__ = [

@@ -38,16 +38,16 @@ from . import __version__
 from .errors import InputError, OptionError, StyleshiftError
 from .image import INPUT_FORMATS, load_image, save_image, split_alpha
 from .jobs import Job, Update, follow
-from .transfer import (
+from .options import (
     FEEDFORWARD,
     FIELD_METHODS,
     Options,
-    Result,
-    StyleTransfer,
     method_of,
     resolve_options,
     without_foreign,
 )
+from .results import Result
+from .transfer import StyleTransfer
 
 MAIN_ROWS = (
     ("preset", "preserve_color", "time"),

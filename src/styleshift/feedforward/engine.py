@@ -1,13 +1,16 @@
 """Instant stylisation: encode, transform the features, decode; one pass, no optimisation.
 
-`FeedForward` keeps the decoders it has loaded; the optimisation engine owns one and
-calls `run` for the feed-forward methods, so both return the same `Result`.
+`FeedForward` keeps the decoders it has loaded; `StyleTransfer` owns one and calls `run`
+for the feed-forward methods, which report the same `Progress` and `Result` as the
+optimisation.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
@@ -20,6 +23,8 @@ from torch import Tensor
 from .. import color
 from ..errors import InputError
 from ..image import ImageLike, as_image, resize_long_side, split_alpha, to_image, to_tensor
+from ..options import Options, normalised
+from ..results import Progress, ProgressFn, Result, ScaleReport
 from ..vgg import VGGFeatures, stride
 from .decoder import Decoder, ModelInfo, load_model, pad_to_multiple
 from .transforms import stylise_features
@@ -188,3 +193,61 @@ def open_inputs(
 ) -> tuple[Image.Image, Image.Image | None, list[Image.Image]]:
     image, alpha = split_alpha(as_image(content, what="content image"))
     return image, alpha, [split_alpha(as_image(s, what="style image"))[0] for s in styles]
+
+
+def run(
+    feedforward: FeedForward,
+    content: ImageLike,
+    styles: Sequence[ImageLike],
+    opts: Options,
+    callback: ProgressFn | None,
+) -> Result:
+    """One pass per level: encode and transform, then decode, each reported as a step
+    of one scale, and a last step for the finished picture."""
+    assert opts.size is not None
+    start = time.perf_counter()
+    image, alpha, style_images = open_inputs(content, styles)
+    c, s = prepare(image, style_images, opts.size, opts.style_scale, opts.preserve_color)
+    size = (int(c.shape[-1]), int(c.shape[-2]))
+    feedforward.decoders(opts.levels, opts.model or ())  # bad files fail first
+    picture: list[Image.Image] = []
+    steps = 2 * len(opts.levels) + 1
+    done = [0]
+
+    def stage(name: str) -> None:
+        done[0] += 1
+        if callback is None:
+            return
+        render = (lambda: picture[0]) if picture else (lambda: image.resize(size))
+        elapsed = time.perf_counter() - start
+        step = done[0]
+        callback(
+            Progress(1, 1, size, step, steps, step, steps, math.nan, {}, elapsed, None,
+                     render, stage=name)
+        )  # fmt: skip
+
+    out = feedforward.stylise(
+        c,
+        s,
+        normalised(opts.style_blend, len(s)),
+        transform=opts.method,
+        strength=opts.strength,
+        levels=opts.levels,
+        models=opts.model or (),
+        dtype=torch.bfloat16 if opts.precision == "bfloat16" else torch.float32,
+        on_stage=stage,
+    )
+    picture.append(finish(out, image, opts.preserve_color))
+    if alpha is not None:
+        picture[0].putalpha(alpha.resize(size, Image.Resampling.LANCZOS))
+    stage("done")
+    seconds = time.perf_counter() - start
+    return Result(
+        image=picture[0],
+        loss=math.nan,
+        losses={},
+        scales=(ScaleReport(size, 0, seconds, math.nan),),
+        seconds=seconds,
+        device=str(feedforward.device),
+        options=opts,
+    )

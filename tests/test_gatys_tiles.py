@@ -10,10 +10,12 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from styleshift import OptionError, Options, StyleTransfer, memory, tiles
+from styleshift import OptionError, Options, StyleTransfer, memory
 from styleshift.cli import main
+from styleshift.gatys import tiles
+from styleshift.gatys.engine import Run
 from styleshift.image import to_tensor
-from styleshift.transfer import _Run, resolve_options
+from styleshift.options import resolve_options
 
 CPU = torch.device("cpu")
 # At 256x192 this budget leaves room for 192 px crops only: 64 px tiles (see plan).
@@ -114,7 +116,7 @@ def test_tiled_objective_and_gradient_match_the_whole_image(
     opts = resolve_options(
         Options(size=256, multiscale=False, iterations=(1,), precision="float32"), CPU, 1
     )
-    run = _Run(engine, content_path, [style_path], opts, None, None, {})
+    run = Run(engine._state, engine.feedforward, content_path, [style_path], opts, None, None, {})
     content = run._content_at(256)
     torch.manual_seed(0)
     x0 = (content + 0.1 * torch.randn_like(content)).clamp(0, 1)
@@ -163,7 +165,7 @@ def test_memory_is_handed_back_after_every_tile_and_scale(
     assert released == [CPU] * len(result.scales) and len(result.scales) == 3
     # Tiled: after every tile of both passes, where fragmentation piles up fastest.
     opts = resolve_options(Options(size=256, multiscale=False, iterations=(1,)), CPU, 1)
-    run = _Run(engine, content_path, [style_path], opts, None, None, {})
+    run = Run(engine._state, engine.feedforward, content_path, [style_path], opts, None, None, {})
     content = run._content_at(256)
     targets = run._losses(content, 256, 64)
     released.clear()  # the content targets were assembled in tiles too

@@ -1,0 +1,592 @@
+"""The optimisation method of Gatys et al. (2016): the image itself is optimised, coarse to
+fine, against a content loss on deep VGG-19 features and a style loss on Gram matrices.
+
+`Run` holds one run's state; `StyleTransfer` (in `transfer`) creates one per call.
+Scales too large for the memory budget are evaluated in tiles (`tiles`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from .. import color, memory
+from ..errors import OptionError
+from ..feedforward.engine import FeedForward, finish, prepare
+from ..image import ImageLike, as_image, resize_long_side, scaled_size, split_alpha, to_tensor
+from ..losses import ContentLoss, RangeLoss, StyleLoss, TVLoss, gram_matrix, mix_grams, relative_mse
+from ..options import DEFAULT_TRANSFORM, MEMORY_FRACTION, Options, normalised
+from ..results import ExtraTerm, Interrupted, Progress, ProgressFn, Result, ScaleReport
+from ..vgg import VGGFeatures
+from . import tiles
+
+SCALE_RATIO = math.sqrt(2.0)
+# The median style loss of a photo against a painting over bench/faithful.py's 72 pairs
+# at 384 px: an adaptive style weight leaves such a pair's balance as it was.
+TYPICAL_PHOTO_STYLE_LOSS = 0.78
+_FIRST_STEP = 0.01  # mean pixel change (in 0..1) of L-BFGS's first step
+TIME_USE = 0.95  # the share of --time the optimisation may use; the rest renders and saves
+TIME_MIN_STEPS = 4  # evaluations per scale below which --time refuses
+
+
+class _BudgetSpent(Exception):
+    """Ends an L-BFGS scale once its evaluations are spent, even inside a line search."""
+
+
+def scale_sizes(size: int, start_size: int, multiscale: bool = True) -> list[int]:
+    """Long sides of the scales, coarse to fine: sqrt(2) apart, ending at `size`, with
+    the first as near `start_size` as that allows."""
+    if not multiscale or size <= start_size:
+        return [size]
+    count = round(math.log(size / start_size) / math.log(SCALE_RATIO))
+    return [round(size / SCALE_RATIO**k) for k in range(count, 0, -1)] + [size]
+
+
+def iterations_for(iterations: Sequence[int], scales: int) -> list[int]:
+    """Per-scale iteration counts; the fine end of the schedule is the one that is kept.
+
+    A preset's schedule is written for its own number of scales; for fewer scales (a
+    smaller output) the coarsest entries are dropped, for more the first one repeats.
+    """
+    its = list(iterations)
+    if len(its) >= scales:
+        return its[len(its) - scales :]
+    return [its[0]] * (scales - len(its)) + its
+
+
+def adaptive_factor(photo_style_loss: float) -> float:
+    """How much an adaptive style weight scales the style term, from the style loss of the
+    photo itself: the photo's distance from the painting's style, relative to a typical
+    pair's. A photo far from the painting (large flat areas against a busy painting) has a
+    style gradient that swamps the content term and would be painted over; one close to it
+    would hardly change. Dividing by that distance makes the style term the share of it
+    that is left, so one style weight paints every photo about as strongly."""
+    return TYPICAL_PHOTO_STYLE_LOSS / max(photo_style_loss, TYPICAL_PHOTO_STYLE_LOSS / 100)
+
+
+@dataclass
+class Targets:
+    """The objective's targets at one scale: the content and style losses, and the
+    weight the style term gets there."""
+
+    content: list[ContentLoss]
+    style: list[StyleLoss]
+    style_weight: float
+
+
+class Run:
+    """The state of one optimisation run."""
+
+    def __init__(
+        self,
+        state: Mapping[str, Tensor],
+        feedforward: FeedForward,
+        content: ImageLike,
+        styles: Sequence[ImageLike],
+        opts: Options,
+        callback: ProgressFn | None,
+        init: ImageLike | None,
+        terms: Mapping[str, ExtraTerm],
+    ) -> None:
+        assert opts.size is not None and opts.start_size is not None
+        assert opts.iterations is not None and opts.learning_rate is not None
+        self.feedforward = feedforward
+        self.device = feedforward.device
+        self.opts = opts
+        self.callback = callback
+        self.init = init
+        self.terms = dict(terms)
+        self.content, self.alpha = split_alpha(as_image(content, what="content image"))
+        self.styles = [split_alpha(as_image(s, what="style image"))[0] for s in styles]
+        self.blend = normalised(opts.style_blend, len(self.styles))
+        self.layer_weights = normalised(opts.style_layer_weights, len(opts.style_layers))
+        self.model = VGGFeatures(
+            state,
+            (*opts.content_layers, *opts.style_layers),
+            opts.pooling,
+            torch.bfloat16 if opts.precision == "bfloat16" else torch.float32,
+        )
+        self.sizes = scale_sizes(opts.size, opts.start_size, opts.multiscale)
+        self.steps = iterations_for(opts.iterations, len(self.sizes))
+        self.budget = (
+            int(opts.max_memory * 2**30)
+            if opts.max_memory is not None
+            else tiles.default_budget(
+                *self._shape(self.sizes[-1]), tiles.available_memory(self.device), MEMORY_FRACTION
+            )
+        )
+        # Planned up front, so a budget too small for the output fails before any work.
+        # Largest first, so that the error names the output's size.
+        self.plans = [tiles.plan(*self._shape(side), self.budget) for side in self.sizes[::-1]][
+            ::-1
+        ]
+        self.grid_generator = torch.Generator().manual_seed(opts.seed)
+        self.tv = TVLoss()
+        self.range = RangeLoss()
+        self.start = time.perf_counter()
+        # ETA: a step costs about as much as the pixels it runs the network on.
+        self.work = [
+            self._work(side, plan) for side, plan in zip(self.sizes, self.plans, strict=True)
+        ]
+        self.work_total = sum(w * n for w, n in zip(self.work, self.steps, strict=True))
+        self.work_done = 0.0
+        # With a time budget: when the run and the current scale must end, and the
+        # seconds per unit of work measured so far.
+        self.deadline: float | None = None
+        self.scale_deadline: float | None = None
+        self.rate: float | None = None
+        # The time and work of the evaluations after the run's first (which pays for
+        # the kernels' one-time set-up): the machine's rate, for the ETA and --time.
+        self.evaluating = 0.0
+        self.rated_work = 0.0
+        # The first scale's losses, built for the --time probe and reused by that scale.
+        self.probed: Targets | None = None
+        self.reports: list[ScaleReport] = []
+        self.best: Tensor | None = None
+        self.best_loss = math.inf
+        self.best_terms: dict[str, float] = {}
+
+    # -- images at a scale -------------------------------------------------------------
+
+    def _shape(self, long_side: int) -> tuple[int, int]:
+        width, height = scaled_size(self.content.size, long_side)
+        return height, width
+
+    def _work(self, long_side: int, plan: tiles.Plan) -> float:
+        height, width = self._shape(long_side)
+        if plan.tile is None:
+            return float(height * width)
+        # Crops overlap by their margins, and a forward pass (about a third of a forward
+        # and backward one) first sums the Gram matrices.
+        crops = sum(
+            (t.crop[1] - t.crop[0]) * (t.crop[3] - t.crop[2])
+            for t in tiles.grid(height, width, plan.tile)
+        )
+        return crops * 4 / 3
+
+    def _tensor(self, image: Image.Image, long_side: int) -> Tensor:
+        return to_tensor(resize_long_side(image, long_side)).to(self.device)
+
+    def _content_at(self, long_side: int) -> Tensor:
+        c = self._tensor(self.content, long_side)
+        return color.luminance(c) if self.opts.preserve_color == "luminance" else c
+
+    def _style_at(self, style: Image.Image, long_side: int, content: Tensor) -> Tensor:
+        s = self._tensor(style, max(16, round(long_side * self.opts.style_scale)))
+        if self.opts.preserve_color == "histogram":
+            return color.match_color(s, content)
+        if self.opts.preserve_color == "luminance":
+            return color.match_luminance(color.luminance(s), content)
+        return s
+
+    def _render(self, image: Tensor) -> Image.Image:
+        return finish(image.detach(), self.content, self.opts.preserve_color)
+
+    # -- the objective -------------------------------------------------------------------
+
+    def _losses(self, content: Tensor, long_side: int, tile: int | None) -> Targets:
+        opts = self.opts
+        h, w = content.shape[-2:]
+        with torch.no_grad():
+            if tile is None:
+                feats = self.model(content)
+            else:
+                feats = tiles.features(
+                    self.model, content, opts.content_layers, tiles.grid(h, w, tile)
+                )
+            content_losses = [ContentLoss(feats[name]) for name in opts.content_layers]
+            grams: dict[str, list[Tensor]] = {name: [] for name in opts.style_layers}
+            for style in self.styles:
+                for name, gram in self._grams(self._style_at(style, long_side, content)).items():
+                    grams[name].append(gram)
+        style_losses = [StyleLoss(mix_grams(grams[n], self.blend)) for n in opts.style_layers]
+        weight = opts.style_weight
+        if opts.adaptive_weight:
+            with torch.no_grad():
+                # Untiled, the photo's style features came with its content features.
+                own = (
+                    {n: gram_matrix(feats[n]) for n in opts.style_layers}
+                    if tile is None
+                    else self._grams(content)
+                )
+            photo = sum(
+                lw * float(relative_mse(own[n], loss.target))
+                for n, loss, lw in zip(
+                    opts.style_layers, style_losses, self.layer_weights, strict=True
+                )
+            )
+            weight *= adaptive_factor(photo)
+        return Targets(content_losses, style_losses, weight)
+
+    def _grams(self, image: Tensor) -> dict[str, Tensor]:
+        """The style layers' Gram matrices of an image, in tiles if it needs them."""
+        h, w = image.shape[-2:]
+        tile = tiles.plan(h, w, self.budget, optimise=False).tile
+        layers = self.opts.style_layers
+        if tile is not None:
+            return tiles.grams(self.model, image, layers, tiles.grid(h, w, tile))
+        feats = self.model(image)
+        return {name: gram_matrix(feats[name]) for name in layers}
+
+    def _objective(self, image: Tensor, targets: Targets) -> tuple[Tensor, dict[str, float]]:
+        opts = self.opts
+        feats = self.model(image)
+        c = sum(
+            (loss(feats[n]) for loss, n in zip(targets.content, opts.content_layers, strict=True)),
+            torch.zeros((), device=image.device),
+        ) / len(targets.content)
+        s = sum(
+            (
+                w * loss(feats[n])
+                for loss, n, w in zip(
+                    targets.style, opts.style_layers, self.layer_weights, strict=True
+                )
+            ),
+            torch.zeros((), device=image.device),
+        )
+        terms = {
+            "content": opts.content_weight * c,
+            "style": targets.style_weight * s,
+            **self._pixel_terms(image),
+        }
+        total = sum(terms.values(), torch.zeros((), device=image.device))
+        return total, {k: float(v.detach()) for k, v in terms.items()}
+
+    def _pixel_terms(self, image: Tensor) -> dict[str, Tensor]:
+        """The terms computed on the image itself rather than on its features."""
+        terms = {
+            "tv": self.opts.tv_weight * self.tv(image),
+            "range": self.opts.range_weight * self.range(image),
+        }
+        terms.update((name, term(image)) for name, term in self.terms.items())
+        return terms
+
+    def _evaluate(
+        self, x: Tensor, targets: Targets, tile: int | None, gradient_scale: float
+    ) -> tuple[float, dict[str, float]]:
+        """The objective at `x`, with its gradient (times `gradient_scale`) in x.grad."""
+        if tile is None:
+            loss, terms = self._objective(x, targets)
+            (loss * gradient_scale).backward()  # type: ignore[no-untyped-call]
+            return float(loss.detach()), terms
+        return self._evaluate_tiled(x, targets, tile, gradient_scale)
+
+    def _evaluate_tiled(
+        self, x: Tensor, targets: Targets, tile: int, gradient_scale: float
+    ) -> tuple[float, dict[str, float]]:
+        opts = self.opts
+        h, w = x.shape[-2:]
+        image = x.detach()
+        layout = tiles.shifted_grid(h, w, tile, self.grid_generator)
+        # Pass 1: the global Gram matrices, the style term, and its gradient with respect
+        # to each Gram matrix (they are small: channels x channels).
+        global_grams = {
+            n: g.requires_grad_(True)
+            for n, g in tiles.grams(self.model, image, opts.style_layers, layout).items()
+        }
+        style = targets.style_weight * sum(
+            (
+                lw * relative_mse(global_grams[n], loss.target)
+                for loss, n, lw in zip(
+                    targets.style, opts.style_layers, self.layer_weights, strict=True
+                )
+            ),
+            torch.zeros((), device=x.device),
+        )
+        style.backward()  # type: ignore[no-untyped-call]
+        gram_grads = {n: g.grad for n, g in global_grams.items()}
+        content_weight = opts.content_weight / len(targets.content)
+        content = 0.0
+
+        # Pass 2: each tile's share of the gradient. The style part is the Gram gradient
+        # dotted with the tile's share of the Gram matrix, whose gradient is exactly the
+        # tile's part of the whole image's style gradient.
+        def tile_loss(feats: dict[str, Tensor], t: tiles.Tile) -> Tensor:
+            nonlocal content
+            share = sum(
+                (
+                    (g * tiles.gram_share(t.interior(feats[n], n), tiles.positions(h, w, n))).sum()
+                    for n, g in gram_grads.items()
+                    if g is not None
+                ),
+                torch.zeros((), device=x.device),
+            )
+            c = torch.zeros((), device=x.device)
+            for loss, n in zip(targets.content, opts.content_layers, strict=True):
+                rows, cols = t.region(n)
+                part = t.interior(feats[n], n) - loss.target[..., rows, cols]
+                c = c + part.pow(2).sum() / loss.norm
+            content += float(c.detach()) * content_weight
+            return (share + content_weight * c) * gradient_scale
+
+        grad = tiles.backward(self.model, image, layout, tile_loss)
+        pixel_terms = self._pixel_terms(x)
+        pixels = sum(pixel_terms.values(), torch.zeros((), device=x.device))
+        (pixels * gradient_scale).backward()  # type: ignore[no-untyped-call]
+        assert x.grad is not None
+        x.grad.add_(grad)
+        terms = {"content": content, "style": float(style.detach())}
+        terms.update((k, float(v.detach())) for k, v in pixel_terms.items())
+        return sum(terms.values()), terms
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _initial(self, content: Tensor) -> Tensor:
+        opts = self.opts
+        init = self.init if self.init is not None else opts.init
+        h, w = content.shape[-2:]
+        if isinstance(init, str) and init == "content":
+            return content.clone()
+        if isinstance(init, str) and init == "instant":
+            c, s = prepare(
+                self.content, self.styles, max(h, w), opts.style_scale, opts.preserve_color
+            )
+            start = self.feedforward.stylise(
+                c,
+                s,
+                self.blend,
+                transform=DEFAULT_TRANSFORM,
+                levels=opts.levels,
+                models=opts.model or (),
+                dtype=torch.bfloat16 if opts.precision == "bfloat16" else torch.float32,
+            )
+            return F.interpolate(start, size=(h, w), mode="bicubic", align_corners=False).clamp(
+                0, 1
+            )
+        if isinstance(init, str) and init == "noise":
+            generator = torch.Generator().manual_seed(self.opts.seed)
+            return torch.rand(content.shape, generator=generator).to(self.device)
+        if isinstance(init, Tensor) and init.dim() == 4 and init.shape[1] == 3:
+            # Kept in float: a warped video frame would lose detail through 8 bits.
+            # Contiguous: L-BFGS views the image as one flat vector.
+            start = init.detach().to(self.device, torch.float32).contiguous()
+            if start.shape[-2:] != (h, w):
+                start = F.interpolate(start, size=(h, w), mode="bicubic", align_corners=False)
+            start = start.clamp(0, 1)
+        else:
+            image = as_image(init, what="init image").convert("RGB")
+            start = to_tensor(image.resize((w, h), Image.Resampling.LANCZOS)).to(self.device)
+        return color.luminance(start) if self.opts.preserve_color == "luminance" else start
+
+    def execute(self) -> Result:
+        torch.manual_seed(self.opts.seed)
+        image: Tensor | None = None
+        try:
+            if self.opts.time is not None:
+                self._start_clock(self.opts.time)
+            for index, long_side in enumerate(self.sizes):
+                if self.deadline is not None:
+                    self._share_time(index)
+                content = self._content_at(long_side)
+                if image is None:
+                    image = self._initial(content)
+                else:
+                    image = F.interpolate(
+                        image, size=content.shape[-2:], mode="bicubic", align_corners=False
+                    ).clamp(0, 1)
+                image = self._optimise(index, image, content)
+                # Tiled scales hand memory back tile by tile (see tiles); an untiled one
+                # would pay ~10% in page faults for doing so per evaluation at 512 px.
+                memory.release(self.device)
+        except KeyboardInterrupt:
+            raise Interrupted(self._result(interrupted=True)) from None
+        return self._result(interrupted=False)
+
+    # -- a time budget ------------------------------------------------------------------
+
+    def _start_clock(self, seconds: float) -> None:
+        """Measure one evaluation at the first scale; refuse a budget too short for a few
+        evaluations at every scale, naming the least that would do."""
+        content = self._content_at(self.sizes[0])
+        targets = self._losses(content, self.sizes[0], self.plans[0].tile)
+        self.probed = targets  # the first scale starts with them
+        x = content.clone().requires_grad_(True)
+        started = time.perf_counter()
+        self._evaluate(x, targets, self.plans[0].tile, 1.0)
+        self.rate = (time.perf_counter() - started) / self.work[0]
+        spent = time.perf_counter() - self.start
+        least = spent + self.rate * TIME_MIN_STEPS * sum(self.work)
+        if seconds < least:
+            raise OptionError(
+                f"--time {seconds:g} is too short for a {self.sizes[-1]} px picture here: it "
+                f"needs at least about {math.ceil(least / TIME_USE)} s; allow that, choose a "
+                "smaller --size, or --preset instant (seconds)"
+            )
+        self.deadline = self.start + seconds * TIME_USE
+
+    def _share_time(self, index: int) -> None:
+        """Give scale `index` the share of the time left that the preset's schedule gives
+        it, and estimate how many evaluations that buys (for the progress display)."""
+        assert self.deadline is not None and self.rate is not None
+        if self.rated_work > 0:
+            self.rate = self.evaluating / self.rated_work
+        costs = [n * w for n, w in zip(self.steps, self.work, strict=True)]
+        now = time.perf_counter()
+        share = costs[index] / sum(costs[index:])
+        self.scale_deadline = now + max(0.0, self.deadline - now) * share
+        for i in range(index, len(self.steps)):
+            seconds = max(0.0, self.deadline - now) * costs[i] / sum(costs[index:])
+            self.steps[i] = max(TIME_MIN_STEPS, int(seconds / (self.rate * self.work[i])))
+        self.work_total = self.work_done + sum(
+            n * w for n, w in zip(self.steps[index:], self.work[index:], strict=True)
+        )
+
+    def _optimise(self, index: int, image: Tensor, content: Tensor) -> Tensor:
+        opts = self.opts
+        long_side = self.sizes[index]
+        steps = self.steps[index]
+        # With --time the clock stops a scale; the estimate of its steps may be short.
+        limit = steps if self.scale_deadline is None else 4 * steps
+        plan = self.plans[index]
+        if index == 0 and self.probed is not None:
+            targets = self.probed
+            self.probed = None
+        else:
+            targets = self._losses(content, long_side, plan.tile)
+        x = image.detach().clone().requires_grad_(True)
+        # The terms are scale-free, so each pixel's gradient shrinks as the image grows;
+        # L-BFGS drops curvature pairs whose y.s falls under a fixed 1e-10 and would then
+        # crawl along the gradient. Optimising loss x pixels keeps gradients the same size
+        # at every scale; the reported loss stays unscaled.
+        gradient_scale = float(x.shape[-1] * x.shape[-2])
+        optimiser: torch.optim.Optimizer
+        lbfgs = opts.optimizer == "lbfgs"
+        if lbfgs:
+            # The whole scale is one step() call so that L-BFGS can line-search (without
+            # it, its second step overshoots by orders of magnitude); the closure keeps
+            # the budget of `steps` evaluations and reports progress per evaluation.
+            optimiser = torch.optim.LBFGS(
+                [x],
+                lr=opts.learning_rate or 1.0,
+                max_iter=limit,
+                max_eval=limit,
+                history_size=plan.history,
+                line_search_fn="strong_wolfe",
+                tolerance_grad=0.0,
+                tolerance_change=0.0,
+            )
+        else:
+            optimiser = torch.optim.Adam([x], lr=opts.learning_rate or 0.02)
+        # Until this scale's first evaluation, the best image is the one it starts from
+        # (the previous scales' result), with the previous scale's loss.
+        self.best = image.detach().clone()
+        scale_start = time.perf_counter()
+        size = (int(x.shape[-1]), int(x.shape[-2]))
+        step = 0
+
+        def closure() -> Tensor:
+            nonlocal step
+            if step == limit:  # a line search would overrun the budget: stop here
+                raise _BudgetSpent
+            if step and self.scale_deadline and time.perf_counter() >= self.scale_deadline:
+                raise _BudgetSpent  # this scale's share of --time is spent
+            step += 1
+            optimiser.zero_grad()
+            began = time.perf_counter()
+            value, terms = self._evaluate(x, targets, plan.tile, gradient_scale)
+            if self.work_done > 0 or self.deadline is not None:  # --time probed already
+                self.evaluating += time.perf_counter() - began
+                self.rated_work += self.work[index]
+            if step == 1 or value < self.best_loss:
+                self.best_loss, self.best_terms = value, dict(terms)
+                self.best = x.detach().clone()
+            self.work_done += self.work[index]
+            if self.callback is not None:
+                self.callback(self._progress(index, size, step, steps, value, terms, x))
+            return torch.tensor(value * gradient_scale)
+
+        if lbfgs:
+            with contextlib.suppress(_BudgetSpent):
+                # Torch's first L-BFGS step has an L1 norm of lr over the whole image,
+                # i.e. ~lr/N per pixel: negligible. One iteration at a larger lr moves the
+                # mean pixel by ~_FIRST_STEP instead (the line search adjusts it); the
+                # rest run at the given lr with the history that iteration started.
+                group = optimiser.param_groups[0]
+                group.update(lr=group["lr"] * _FIRST_STEP * x.numel(), max_iter=1)
+                optimiser.step(closure)  # type: ignore[no-untyped-call]
+                group.update(lr=opts.learning_rate or 1.0, max_iter=limit)
+                optimiser.step(closure)  # type: ignore[no-untyped-call]
+                # L-BFGS stops by itself when a line search finds no lower point, which
+                # float noise makes likely late in a long run. With --time, and time left,
+                # it starts afresh (a new curvature history) until a fresh start, too,
+                # stalls at once.
+                while self.scale_deadline is not None and step < limit:
+                    before = step
+                    optimiser.state.clear()
+                    optimiser.step(closure)  # type: ignore[no-untyped-call]
+                    if step - before < 3:
+                        break
+        else:
+            with contextlib.suppress(_BudgetSpent):
+                for _ in range(limit):
+                    optimiser.step(closure)  # type: ignore[no-untyped-call]
+                    with torch.no_grad():  # Adam keeps no curvature: clamping is harmless
+                        x.clamp_(0, 1)
+        self.reports.append(
+            ScaleReport(size, step, time.perf_counter() - scale_start, self.best_loss, plan.tile)
+        )
+        return self.best.clamp(0, 1)
+
+    def _progress(
+        self,
+        index: int,
+        size: tuple[int, int],
+        step: int,
+        steps: int,
+        loss: float,
+        terms: dict[str, float],
+        x: Tensor,
+    ) -> Progress:
+        elapsed = time.perf_counter() - self.start
+        remaining = self.work_total - self.work_done
+        # From the evaluations' own rate: the set-up before them (loading, style targets,
+        # the first evaluation's one-time costs) says nothing about what is left.
+        eta = None
+        if (step > 2 or index > 0) and self.rated_work > 0:
+            eta = self.evaluating / self.rated_work * remaining
+        if self.deadline is not None:  # the clock, not the steps, ends a timed run
+            eta = max(0.0, self.deadline - time.perf_counter())
+        snapshot = x.detach().clone()  # a record of this step, not a view of the next
+        return Progress(
+            scale=index + 1,
+            scales=len(self.sizes),
+            size=size,
+            step=step,
+            steps=steps,
+            done_steps=sum(self.steps[:index]) + step,
+            total_steps=sum(self.steps),
+            loss=loss,
+            losses=dict(terms),
+            elapsed=elapsed,
+            eta=eta,
+            render=lambda: self._render(snapshot),
+        )
+
+    def _result(self, *, interrupted: bool) -> Result:
+        best = self.best
+        if best is None:  # interrupted before the first evaluation
+            best = self._content_at(self.sizes[0])
+        width, height = scaled_size(self.content.size, self.sizes[-1])
+        if best.shape[-2:] != (height, width):
+            best = F.interpolate(best, size=(height, width), mode="bicubic", align_corners=False)
+        image = self._render(best.clamp(0, 1))
+        if self.alpha is not None:
+            image.putalpha(self.alpha.resize(image.size, Image.Resampling.LANCZOS))
+        return Result(
+            image=image,
+            loss=self.best_loss,
+            losses=dict(self.best_terms),
+            scales=tuple(self.reports),
+            seconds=time.perf_counter() - self.start,
+            device=str(self.device),
+            options=self.opts,
+            interrupted=interrupted,
+        )
