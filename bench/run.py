@@ -38,7 +38,8 @@ from PIL import Image
 from torch import Tensor
 
 from styleshift import Options, Progress, StyleTransfer
-from styleshift.gatys.engine import adaptive_factor, iterations_for, scale_sizes
+from styleshift.gatys.engine import iterations_for, scale_sizes
+from styleshift.gatys.objective import adaptive_factor
 from styleshift.image import load_image, resize_long_side, split_alpha, to_tensor
 from styleshift.losses import ContentLoss, StyleLoss, TVLoss, gram_matrix
 from styleshift.options import resolve_options

@@ -117,14 +117,14 @@ def test_tiled_objective_and_gradient_match_the_whole_image(
         Options(size=256, multiscale=False, iterations=(1,), precision="float32"), CPU, 1
     )
     run = Run(engine._state, engine.feedforward, content_path, [style_path], opts, None, None, {})
-    content = run._content_at(256)
+    content = run.objective.content_at(256)
     torch.manual_seed(0)
     x0 = (content + 0.1 * torch.randn_like(content)).clamp(0, 1)
     found = {}
     for tile in (None, 64):
-        targets = run._losses(content, 256, tile)
+        targets = run.objective.targets(content, 256, tile)
         x = x0.clone().requires_grad_(True)
-        value, terms = run._evaluate(x, targets, tile, 1.0)
+        value, terms = run.objective.evaluate(x, targets, tile, 1.0)
         assert x.grad is not None
         found[tile] = (value, terms, x.grad)
     (value, terms, grad), (tiled_value, tiled_terms, tiled_grad) = found[None], found[64]
@@ -166,12 +166,12 @@ def test_memory_is_handed_back_after_every_tile_and_scale(
     # Tiled: after every tile of both passes, where fragmentation piles up fastest.
     opts = resolve_options(Options(size=256, multiscale=False, iterations=(1,)), CPU, 1)
     run = Run(engine._state, engine.feedforward, content_path, [style_path], opts, None, None, {})
-    content = run._content_at(256)
-    targets = run._losses(content, 256, 64)
+    content = run.objective.content_at(256)
+    targets = run.objective.targets(content, 256, 64)
     released.clear()  # the content targets were assembled in tiles too
     h, w = content.shape[-2:]
     layout = tiles.shifted_grid(h, w, 64, torch.Generator().manual_seed(opts.seed))
-    run._evaluate(content.clone().requires_grad_(True), targets, 64, 1.0)
+    run.objective.evaluate(content.clone().requires_grad_(True), targets, 64, 1.0)
     assert released == [CPU] * 2 * len(layout)
 
 

@@ -34,14 +34,8 @@ from styleshift import (
     color,
     stylize,
 )
-from styleshift.gatys.engine import (
-    SCALE_RATIO,
-    TYPICAL_PHOTO_STYLE_LOSS,
-    Run,
-    adaptive_factor,
-    iterations_for,
-    scale_sizes,
-)
+from styleshift.gatys.engine import SCALE_RATIO, Run, iterations_for, scale_sizes
+from styleshift.gatys.objective import TYPICAL_PHOTO_STYLE_LOSS, adaptive_factor
 from styleshift.image import load_image, resize_long_side, scaled_size, to_tensor
 from styleshift.losses import StyleLoss, TVLoss, gram_matrix, relative_mse
 from styleshift.metrics import Scorer
@@ -859,11 +853,11 @@ def test_range_term_keeps_pixels_that_saving_would_clip(
         None,
         {},
     )
-    targets = referee._losses(referee._content_at(96), 96, None)
+    objective = referee.objective
+    targets = objective.targets(objective.content_at(96), 96, None)
 
     def saved_loss(result: Result) -> float:
-        with torch.no_grad():
-            return float(referee._objective(to_tensor(result.image), targets)[0])
+        return objective.evaluate(to_tensor(result.image).requires_grad_(), targets, None, 1.0)[0]
 
     plain = engine.run(content, style, plain_opts)
     kept = engine.run(content, style, opts)

@@ -11,7 +11,6 @@ import contextlib
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -21,17 +20,14 @@ from torch import Tensor
 from .. import color, memory
 from ..errors import OptionError
 from ..feedforward.engine import FeedForward, finish, prepare
-from ..image import ImageLike, as_image, resize_long_side, scaled_size, split_alpha, to_tensor
-from ..losses import ContentLoss, RangeLoss, StyleLoss, TVLoss, gram_matrix, mix_grams, relative_mse
-from ..options import DEFAULT_TRANSFORM, MEMORY_FRACTION, Options, normalised
+from ..image import ImageLike, as_image, scaled_size, split_alpha, to_tensor
+from ..options import DEFAULT_TRANSFORM, MEMORY_FRACTION, Options
 from ..results import ExtraTerm, Interrupted, Progress, ProgressFn, Result, ScaleReport
 from ..vgg import VGGFeatures
 from . import tiles
+from .objective import Objective, Targets
 
 SCALE_RATIO = math.sqrt(2.0)
-# The median style loss of a photo against a painting over bench/faithful.py's 72 pairs
-# at 384 px: an adaptive style weight leaves such a pair's balance as it was.
-TYPICAL_PHOTO_STYLE_LOSS = 0.78
 _FIRST_STEP = 0.01  # mean pixel change (in 0..1) of L-BFGS's first step
 TIME_USE = 0.95  # the share of --time the optimisation may use; the rest renders and saves
 TIME_MIN_STEPS = 4  # evaluations per scale below which --time refuses
@@ -62,26 +58,6 @@ def iterations_for(iterations: Sequence[int], scales: int) -> list[int]:
     return [its[0]] * (scales - len(its)) + its
 
 
-def adaptive_factor(photo_style_loss: float) -> float:
-    """How much an adaptive style weight scales the style term, from the style loss of the
-    photo itself: the photo's distance from the painting's style, relative to a typical
-    pair's. A photo far from the painting (large flat areas against a busy painting) has a
-    style gradient that swamps the content term and would be painted over; one close to it
-    would hardly change. Dividing by that distance makes the style term the share of it
-    that is left, so one style weight paints every photo about as strongly."""
-    return TYPICAL_PHOTO_STYLE_LOSS / max(photo_style_loss, TYPICAL_PHOTO_STYLE_LOSS / 100)
-
-
-@dataclass
-class Targets:
-    """The objective's targets at one scale: the content and style losses, and the
-    weight the style term gets there."""
-
-    content: list[ContentLoss]
-    style: list[StyleLoss]
-    style_weight: float
-
-
 class Run:
     """The state of one optimisation run."""
 
@@ -103,12 +79,9 @@ class Run:
         self.opts = opts
         self.callback = callback
         self.init = init
-        self.terms = dict(terms)
         self.content, self.alpha = split_alpha(as_image(content, what="content image"))
         self.styles = [split_alpha(as_image(s, what="style image"))[0] for s in styles]
-        self.blend = normalised(opts.style_blend, len(self.styles))
-        self.layer_weights = normalised(opts.style_layer_weights, len(opts.style_layers))
-        self.model = VGGFeatures(
+        model = VGGFeatures(
             state,
             (*opts.content_layers, *opts.style_layers),
             opts.pooling,
@@ -128,9 +101,9 @@ class Run:
         self.plans = [tiles.plan(*self._shape(side), self.budget) for side in self.sizes[::-1]][
             ::-1
         ]
-        self.grid_generator = torch.Generator().manual_seed(opts.seed)
-        self.tv = TVLoss()
-        self.range = RangeLoss()
+        self.objective = Objective(
+            model, opts, self.content, self.styles, terms, self.budget, self.device
+        )
         self.start = time.perf_counter()
         # ETA: a step costs about as much as the pixels it runs the network on.
         self.work = [
@@ -172,170 +145,8 @@ class Run:
         )
         return crops * 4 / 3
 
-    def _tensor(self, image: Image.Image, long_side: int) -> Tensor:
-        return to_tensor(resize_long_side(image, long_side)).to(self.device)
-
-    def _content_at(self, long_side: int) -> Tensor:
-        c = self._tensor(self.content, long_side)
-        return color.luminance(c) if self.opts.preserve_color == "luminance" else c
-
-    def _style_at(self, style: Image.Image, long_side: int, content: Tensor) -> Tensor:
-        s = self._tensor(style, max(16, round(long_side * self.opts.style_scale)))
-        if self.opts.preserve_color == "histogram":
-            return color.match_color(s, content)
-        if self.opts.preserve_color == "luminance":
-            return color.match_luminance(color.luminance(s), content)
-        return s
-
     def _render(self, image: Tensor) -> Image.Image:
         return finish(image.detach(), self.content, self.opts.preserve_color)
-
-    # -- the objective -------------------------------------------------------------------
-
-    def _losses(self, content: Tensor, long_side: int, tile: int | None) -> Targets:
-        opts = self.opts
-        h, w = content.shape[-2:]
-        with torch.no_grad():
-            if tile is None:
-                feats = self.model(content)
-            else:
-                feats = tiles.features(
-                    self.model, content, opts.content_layers, tiles.grid(h, w, tile)
-                )
-            content_losses = [ContentLoss(feats[name]) for name in opts.content_layers]
-            grams: dict[str, list[Tensor]] = {name: [] for name in opts.style_layers}
-            for style in self.styles:
-                for name, gram in self._grams(self._style_at(style, long_side, content)).items():
-                    grams[name].append(gram)
-        style_losses = [StyleLoss(mix_grams(grams[n], self.blend)) for n in opts.style_layers]
-        weight = opts.style_weight
-        if opts.adaptive_weight:
-            with torch.no_grad():
-                # Untiled, the photo's style features came with its content features.
-                own = (
-                    {n: gram_matrix(feats[n]) for n in opts.style_layers}
-                    if tile is None
-                    else self._grams(content)
-                )
-            photo = sum(
-                lw * float(relative_mse(own[n], loss.target))
-                for n, loss, lw in zip(
-                    opts.style_layers, style_losses, self.layer_weights, strict=True
-                )
-            )
-            weight *= adaptive_factor(photo)
-        return Targets(content_losses, style_losses, weight)
-
-    def _grams(self, image: Tensor) -> dict[str, Tensor]:
-        """The style layers' Gram matrices of an image, in tiles if it needs them."""
-        h, w = image.shape[-2:]
-        tile = tiles.plan(h, w, self.budget, optimise=False).tile
-        layers = self.opts.style_layers
-        if tile is not None:
-            return tiles.grams(self.model, image, layers, tiles.grid(h, w, tile))
-        feats = self.model(image)
-        return {name: gram_matrix(feats[name]) for name in layers}
-
-    def _objective(self, image: Tensor, targets: Targets) -> tuple[Tensor, dict[str, float]]:
-        opts = self.opts
-        feats = self.model(image)
-        c = sum(
-            (loss(feats[n]) for loss, n in zip(targets.content, opts.content_layers, strict=True)),
-            torch.zeros((), device=image.device),
-        ) / len(targets.content)
-        s = sum(
-            (
-                w * loss(feats[n])
-                for loss, n, w in zip(
-                    targets.style, opts.style_layers, self.layer_weights, strict=True
-                )
-            ),
-            torch.zeros((), device=image.device),
-        )
-        terms = {
-            "content": opts.content_weight * c,
-            "style": targets.style_weight * s,
-            **self._pixel_terms(image),
-        }
-        total = sum(terms.values(), torch.zeros((), device=image.device))
-        return total, {k: float(v.detach()) for k, v in terms.items()}
-
-    def _pixel_terms(self, image: Tensor) -> dict[str, Tensor]:
-        """The terms computed on the image itself rather than on its features."""
-        terms = {
-            "tv": self.opts.tv_weight * self.tv(image),
-            "range": self.opts.range_weight * self.range(image),
-        }
-        terms.update((name, term(image)) for name, term in self.terms.items())
-        return terms
-
-    def _evaluate(
-        self, x: Tensor, targets: Targets, tile: int | None, gradient_scale: float
-    ) -> tuple[float, dict[str, float]]:
-        """The objective at `x`, with its gradient (times `gradient_scale`) in x.grad."""
-        if tile is None:
-            loss, terms = self._objective(x, targets)
-            (loss * gradient_scale).backward()  # type: ignore[no-untyped-call]
-            return float(loss.detach()), terms
-        return self._evaluate_tiled(x, targets, tile, gradient_scale)
-
-    def _evaluate_tiled(
-        self, x: Tensor, targets: Targets, tile: int, gradient_scale: float
-    ) -> tuple[float, dict[str, float]]:
-        opts = self.opts
-        h, w = x.shape[-2:]
-        image = x.detach()
-        layout = tiles.shifted_grid(h, w, tile, self.grid_generator)
-        # Pass 1: the global Gram matrices, the style term, and its gradient with respect
-        # to each Gram matrix (they are small: channels x channels).
-        global_grams = {
-            n: g.requires_grad_(True)
-            for n, g in tiles.grams(self.model, image, opts.style_layers, layout).items()
-        }
-        style = targets.style_weight * sum(
-            (
-                lw * relative_mse(global_grams[n], loss.target)
-                for loss, n, lw in zip(
-                    targets.style, opts.style_layers, self.layer_weights, strict=True
-                )
-            ),
-            torch.zeros((), device=x.device),
-        )
-        style.backward()  # type: ignore[no-untyped-call]
-        gram_grads = {n: g.grad for n, g in global_grams.items()}
-        content_weight = opts.content_weight / len(targets.content)
-        content = 0.0
-
-        # Pass 2: each tile's share of the gradient. The style part is the Gram gradient
-        # dotted with the tile's share of the Gram matrix, whose gradient is exactly the
-        # tile's part of the whole image's style gradient.
-        def tile_loss(feats: dict[str, Tensor], t: tiles.Tile) -> Tensor:
-            nonlocal content
-            share = sum(
-                (
-                    (g * tiles.gram_share(t.interior(feats[n], n), tiles.positions(h, w, n))).sum()
-                    for n, g in gram_grads.items()
-                    if g is not None
-                ),
-                torch.zeros((), device=x.device),
-            )
-            c = torch.zeros((), device=x.device)
-            for loss, n in zip(targets.content, opts.content_layers, strict=True):
-                rows, cols = t.region(n)
-                part = t.interior(feats[n], n) - loss.target[..., rows, cols]
-                c = c + part.pow(2).sum() / loss.norm
-            content += float(c.detach()) * content_weight
-            return (share + content_weight * c) * gradient_scale
-
-        grad = tiles.backward(self.model, image, layout, tile_loss)
-        pixel_terms = self._pixel_terms(x)
-        pixels = sum(pixel_terms.values(), torch.zeros((), device=x.device))
-        (pixels * gradient_scale).backward()  # type: ignore[no-untyped-call]
-        assert x.grad is not None
-        x.grad.add_(grad)
-        terms = {"content": content, "style": float(style.detach())}
-        terms.update((k, float(v.detach())) for k, v in pixel_terms.items())
-        return sum(terms.values()), terms
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -352,7 +163,7 @@ class Run:
             start = self.feedforward.stylise(
                 c,
                 s,
-                self.blend,
+                self.objective.blend,
                 transform=DEFAULT_TRANSFORM,
                 levels=opts.levels,
                 models=opts.model or (),
@@ -385,7 +196,7 @@ class Run:
             for index, long_side in enumerate(self.sizes):
                 if self.deadline is not None:
                     self._share_time(index)
-                content = self._content_at(long_side)
+                content = self.objective.content_at(long_side)
                 if image is None:
                     image = self._initial(content)
                 else:
@@ -405,12 +216,12 @@ class Run:
     def _start_clock(self, seconds: float) -> None:
         """Measure one evaluation at the first scale; refuse a budget too short for a few
         evaluations at every scale, naming the least that would do."""
-        content = self._content_at(self.sizes[0])
-        targets = self._losses(content, self.sizes[0], self.plans[0].tile)
+        content = self.objective.content_at(self.sizes[0])
+        targets = self.objective.targets(content, self.sizes[0], self.plans[0].tile)
         self.probed = targets  # the first scale starts with them
         x = content.clone().requires_grad_(True)
         started = time.perf_counter()
-        self._evaluate(x, targets, self.plans[0].tile, 1.0)
+        self.objective.evaluate(x, targets, self.plans[0].tile, 1.0)
         self.rate = (time.perf_counter() - started) / self.work[0]
         spent = time.perf_counter() - self.start
         least = spent + self.rate * TIME_MIN_STEPS * sum(self.work)
@@ -450,7 +261,7 @@ class Run:
             targets = self.probed
             self.probed = None
         else:
-            targets = self._losses(content, long_side, plan.tile)
+            targets = self.objective.targets(content, long_side, plan.tile)
         x = image.detach().clone().requires_grad_(True)
         # The terms are scale-free, so each pixel's gradient shrinks as the image grows;
         # L-BFGS drops curvature pairs whose y.s falls under a fixed 1e-10 and would then
@@ -491,7 +302,7 @@ class Run:
             step += 1
             optimiser.zero_grad()
             began = time.perf_counter()
-            value, terms = self._evaluate(x, targets, plan.tile, gradient_scale)
+            value, terms = self.objective.evaluate(x, targets, plan.tile, gradient_scale)
             if self.work_done > 0 or self.deadline is not None:  # --time probed already
                 self.evaluating += time.perf_counter() - began
                 self.rated_work += self.work[index]
@@ -573,7 +384,7 @@ class Run:
     def _result(self, *, interrupted: bool) -> Result:
         best = self.best
         if best is None:  # interrupted before the first evaluation
-            best = self._content_at(self.sizes[0])
+            best = self.objective.content_at(self.sizes[0])
         width, height = scaled_size(self.content.size, self.sizes[-1])
         if best.shape[-2:] != (height, width):
             best = F.interpolate(best, size=(height, width), mode="bicubic", align_corners=False)

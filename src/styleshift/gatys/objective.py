@@ -1,0 +1,225 @@
+"""What an optimisation run minimises: a content term on deep VGG-19 features, a style
+term on Gram matrices, and terms on the pixels themselves, evaluated on the whole image
+or, where memory is short, in tiles (`tiles`) with the same value and gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .. import color
+from ..image import resize_long_side, to_tensor
+from ..losses import ContentLoss, RangeLoss, StyleLoss, TVLoss, gram_matrix, mix_grams, relative_mse
+from ..options import Options, normalised
+from ..results import ExtraTerm
+from ..vgg import VGGFeatures
+from . import tiles
+
+# The median style loss of a photo against a painting over bench/faithful.py's 72 pairs
+# at 384 px: an adaptive style weight leaves such a pair's balance as it was.
+TYPICAL_PHOTO_STYLE_LOSS = 0.78
+
+
+def adaptive_factor(photo_style_loss: float) -> float:
+    """How much an adaptive style weight scales the style term, from the style loss of the
+    photo itself: the photo's distance from the painting's style, relative to a typical
+    pair's. A photo far from the painting (large flat areas against a busy painting) has a
+    style gradient that swamps the content term and would be painted over; one close to it
+    would hardly change. Dividing by that distance makes the style term the share of it
+    that is left, so one style weight paints every photo about as strongly."""
+    return TYPICAL_PHOTO_STYLE_LOSS / max(photo_style_loss, TYPICAL_PHOTO_STYLE_LOSS / 100)
+
+
+@dataclass
+class Targets:
+    """The objective's targets at one scale: the content and style losses, and the
+    weight the style term gets there."""
+
+    content: list[ContentLoss]
+    style: list[StyleLoss]
+    style_weight: float
+
+
+class Objective:
+    """The loss of an image against one photo and its paintings, at any scale."""
+
+    def __init__(
+        self,
+        model: VGGFeatures,
+        opts: Options,
+        content: Image.Image,
+        styles: Sequence[Image.Image],
+        terms: Mapping[str, ExtraTerm],
+        budget: int,
+        device: torch.device,
+    ) -> None:
+        self.model = model
+        self.opts = opts
+        self.content = content
+        self.styles = list(styles)
+        self.terms = dict(terms)
+        self.budget = budget
+        self.device = device
+        self.blend = normalised(opts.style_blend, len(self.styles))
+        self.layer_weights = normalised(opts.style_layer_weights, len(opts.style_layers))
+        # Tiled evaluations shift their grid at random; seeded, a run repeats exactly.
+        self.grid_generator = torch.Generator().manual_seed(opts.seed)
+        self.tv = TVLoss()
+        self.range = RangeLoss()
+
+    # -- images at a scale -------------------------------------------------------------
+
+    def _tensor(self, image: Image.Image, long_side: int) -> Tensor:
+        return to_tensor(resize_long_side(image, long_side)).to(self.device)
+
+    def content_at(self, long_side: int) -> Tensor:
+        """The photo at a scale, as the objective sees it (luminance only, if so asked)."""
+        c = self._tensor(self.content, long_side)
+        return color.luminance(c) if self.opts.preserve_color == "luminance" else c
+
+    def _style_at(self, style: Image.Image, long_side: int, content: Tensor) -> Tensor:
+        s = self._tensor(style, max(16, round(long_side * self.opts.style_scale)))
+        if self.opts.preserve_color == "histogram":
+            return color.match_color(s, content)
+        if self.opts.preserve_color == "luminance":
+            return color.match_luminance(color.luminance(s), content)
+        return s
+
+    # -- targets -----------------------------------------------------------------------
+
+    def targets(self, content: Tensor, long_side: int, tile: int | None) -> Targets:
+        """The targets at a scale: the photo's features and the paintings' blended Gram
+        matrices, computed in tiles of `tile` pixels where that is given."""
+        opts = self.opts
+        h, w = content.shape[-2:]
+        with torch.no_grad():
+            if tile is None:
+                feats = self.model(content)
+            else:
+                feats = tiles.features(
+                    self.model, content, opts.content_layers, tiles.grid(h, w, tile)
+                )
+            content_losses = [ContentLoss(feats[name]) for name in opts.content_layers]
+            grams: dict[str, list[Tensor]] = {name: [] for name in opts.style_layers}
+            for style in self.styles:
+                for name, gram in self.grams(self._style_at(style, long_side, content)).items():
+                    grams[name].append(gram)
+        style_losses = [StyleLoss(mix_grams(grams[n], self.blend)) for n in opts.style_layers]
+        weight = opts.style_weight
+        if opts.adaptive_weight:
+            with torch.no_grad():
+                # Untiled, the photo's style features came with its content features.
+                own = (
+                    {n: gram_matrix(feats[n]) for n in opts.style_layers}
+                    if tile is None
+                    else self.grams(content)
+                )
+            weight *= adaptive_factor(float(self._style_distance(own, style_losses)))
+        return Targets(content_losses, style_losses, weight)
+
+    def grams(self, image: Tensor) -> dict[str, Tensor]:
+        """The style layers' Gram matrices of an image, in tiles if it needs them."""
+        h, w = image.shape[-2:]
+        tile = tiles.plan(h, w, self.budget, optimise=False).tile
+        layers = self.opts.style_layers
+        if tile is not None:
+            return tiles.grams(self.model, image, layers, tiles.grid(h, w, tile))
+        feats = self.model(image)
+        return {name: gram_matrix(feats[name]) for name in layers}
+
+    # -- evaluation --------------------------------------------------------------------
+
+    def _style_distance(self, grams: Mapping[str, Tensor], style: Sequence[StyleLoss]) -> Tensor:
+        """The unweighted style term: how far these Gram matrices are from the targets."""
+        layers = zip(self.opts.style_layers, style, self.layer_weights, strict=True)
+        return sum(
+            (lw * relative_mse(grams[n], loss.target) for n, loss, lw in layers),
+            torch.zeros((), device=self.device),
+        )
+
+    def _pixel_terms(self, image: Tensor) -> dict[str, Tensor]:
+        """The terms computed on the image itself rather than on its features."""
+        terms = {
+            "tv": self.opts.tv_weight * self.tv(image),
+            "range": self.opts.range_weight * self.range(image),
+        }
+        terms.update((name, term(image)) for name, term in self.terms.items())
+        return terms
+
+    def evaluate(
+        self, x: Tensor, targets: Targets, tile: int | None, gradient_scale: float
+    ) -> tuple[float, dict[str, float]]:
+        """The objective at `x` and its weighted terms, with its gradient (times
+        `gradient_scale`) added to x.grad; in tiles of `tile` pixels where that is given."""
+        if tile is not None:
+            return self._evaluate_tiled(x, targets, tile, gradient_scale)
+        opts = self.opts
+        feats = self.model(x)
+        content = sum(
+            (loss(feats[n]) for loss, n in zip(targets.content, opts.content_layers, strict=True)),
+            torch.zeros((), device=x.device),
+        ) / len(targets.content)
+        grams = {n: gram_matrix(feats[n]) for n in opts.style_layers}
+        terms = {
+            "content": opts.content_weight * content,
+            "style": targets.style_weight * self._style_distance(grams, targets.style),
+            **self._pixel_terms(x),
+        }
+        total: Tensor = sum(terms.values(), torch.zeros((), device=x.device))
+        (total * gradient_scale).backward()  # type: ignore[no-untyped-call]
+        return float(total.detach()), {k: float(v.detach()) for k, v in terms.items()}
+
+    def _evaluate_tiled(
+        self, x: Tensor, targets: Targets, tile: int, gradient_scale: float
+    ) -> tuple[float, dict[str, float]]:
+        opts = self.opts
+        h, w = x.shape[-2:]
+        image = x.detach()
+        layout = tiles.shifted_grid(h, w, tile, self.grid_generator)
+        # Pass 1: the global Gram matrices, the style term, and its gradient with respect
+        # to each Gram matrix (they are small: channels x channels).
+        global_grams = {
+            n: g.requires_grad_(True)
+            for n, g in tiles.grams(self.model, image, opts.style_layers, layout).items()
+        }
+        style = targets.style_weight * self._style_distance(global_grams, targets.style)
+        style.backward()  # type: ignore[no-untyped-call]
+        gram_grads = {n: g.grad for n, g in global_grams.items()}
+        content_weight = opts.content_weight / len(targets.content)
+        content = 0.0
+
+        # Pass 2: each tile's share of the gradient. The style part is the Gram gradient
+        # dotted with the tile's share of the Gram matrix, whose gradient is exactly the
+        # tile's part of the whole image's style gradient.
+        def tile_loss(feats: dict[str, Tensor], t: tiles.Tile) -> Tensor:
+            nonlocal content
+            share = sum(
+                (
+                    (g * tiles.gram_share(t.interior(feats[n], n), tiles.positions(h, w, n))).sum()
+                    for n, g in gram_grads.items()
+                    if g is not None
+                ),
+                torch.zeros((), device=x.device),
+            )
+            c = torch.zeros((), device=x.device)
+            for loss, n in zip(targets.content, opts.content_layers, strict=True):
+                rows, cols = t.region(n)
+                part = t.interior(feats[n], n) - loss.target[..., rows, cols]
+                c = c + part.pow(2).sum() / loss.norm
+            content += float(c.detach()) * content_weight
+            return (share + content_weight * c) * gradient_scale
+
+        grad = tiles.backward(self.model, image, layout, tile_loss)
+        pixel_terms = self._pixel_terms(x)
+        pixels = sum(pixel_terms.values(), torch.zeros((), device=x.device))
+        (pixels * gradient_scale).backward()  # type: ignore[no-untyped-call]
+        assert x.grad is not None
+        x.grad.add_(grad)
+        terms = {"content": content, "style": float(style.detach())}
+        terms.update((k, float(v.detach())) for k, v in pixel_terms.items())
+        return sum(terms.values()), terms
