@@ -14,7 +14,18 @@ import torch
 
 from styleshift.errors import InputError, OptionError
 from styleshift.feedforward.decoder import load_model
-from styleshift.feedforward.train import TrainProgress, TrainSettings, checkpoint_path, train
+from styleshift.feedforward.engine import shipped_model
+from styleshift.feedforward.train import (
+    Reconstruction,
+    TrainProgress,
+    TrainSettings,
+    checkpoint_path,
+    feature_layers,
+    train,
+)
+from styleshift.image import load_image, resize_long_side, to_tensor
+from styleshift.vgg import VGGFeatures
+from styleshift.weights import load_state_dict
 
 # relu2_1 decoders are small: a step on two 64 px crops takes a few hundredths of a second.
 TINY = TrainSettings(
@@ -74,6 +85,18 @@ def test_a_resumed_run_continues_from_its_checkpoint(
     assert second.digest == straight.digest
 
 
+def test_a_checkpoint_from_before_style_training_resumes(
+    photos: Path, tmp_path: Path, weights_file: Path
+) -> None:
+    out = tmp_path / "decoder.safetensors"
+    train([photos], out, TrainSettings(**{**TINY.__dict__, "steps": 2}))
+    state = torch.load(checkpoint_path(out), weights_only=True)
+    for name in ("style_weight", "stylised_share", "start_from"):
+        del state["settings"][name]
+    torch.save(state, checkpoint_path(out))
+    assert train([photos], out, TrainSettings(**{**TINY.__dict__, "steps": 3})).steps == 3
+
+
 def test_refusals_name_the_problem(photos: Path, tmp_path: Path, weights_file: Path) -> None:
     out = tmp_path / "decoder.safetensors"
     train([photos], out, TrainSettings(**{**TINY.__dict__, "steps": 2}))
@@ -94,6 +117,66 @@ def test_refusals_name_the_problem(photos: Path, tmp_path: Path, weights_file: P
         train([photos], tmp_path / "x.safetensors", TrainSettings(level="relu9_1"))  # type: ignore[arg-type]
     with pytest.raises(OptionError, match=r"photo size \(100 px\) must be at least the crop"):
         train([photos], tmp_path / "x.safetensors", TrainSettings(photo_size=100))
+
+
+def test_style_training_refusals_name_the_problem(
+    photos: Path, images: Path, tmp_path: Path, weights_file: Path
+) -> None:
+    out = tmp_path / "x.safetensors"
+    styled = TrainSettings(**{**TINY.__dict__, "style_weight": 1.0})
+    with pytest.raises(OptionError, match="give --styles DIR"):
+        train([photos], out, styled)
+    with pytest.raises(OptionError, match="give --style-weight"):
+        train([photos], out, TINY, styles=[photos])
+    with pytest.raises(OptionError, match="stylised share must be between 0 and 1"):
+        train([photos], out, TrainSettings(stylised_share=1.0))
+    with pytest.raises(OptionError, match="batch size of at least 2"):
+        train([photos], out, TrainSettings(style_weight=1.0, batch_size=1), styles=[photos])
+    with pytest.raises(InputError, match=r"is a relu4_1 decoder .* this run trains relu2_1"):
+        train([photos], out, TrainSettings(**{**TINY.__dict__, "start_from": str(shipped_model())}))
+
+
+def test_a_style_weight_teaches_the_decoder_to_paint(
+    photos: Path, images: Path, tmp_path: Path, weights_file: Path
+) -> None:
+    """On a fixed batch, steps of the style objective bring the shipped relu3_1 decoder's
+    stylised crops nearer the paintings' statistics while it still rebuilds the photos;
+    `train` reports the terms and writes a model that loads."""
+    settings = TrainSettings(level="relu3_1", style_weight=5.0, precision="float32")
+    layers = feature_layers("relu3_1")
+    encoder = VGGFeatures(load_state_dict(weights_file), layers, "max", torch.float32)
+    decoder = load_model(shipped_model("relu3_1"))[0].float().requires_grad_(True)
+    model = Reconstruction(encoder, decoder, settings, torch.float32)
+    photo = to_tensor(resize_long_side(load_image(images / "content" / "rocket.jpg"), 96))
+    paintings = torch.cat(
+        [
+            to_tensor(load_image(images / "style" / name).resize((96, 96)))
+            for name in ("klimt_the_kiss.jpg", "cezanne_forest.jpg")
+        ]
+    )
+    crops = torch.cat([photo[..., :64, :64], photo[..., -64:, -64:], photo[..., :64, -64:]])
+    optimiser = torch.optim.Adam(decoder.parameters(), lr=1e-4)
+    terms = []
+    for _ in range(20):
+        loss, record = model(crops, paintings[..., :64, :64])
+        terms.append(record)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert set(terms[0]) == {"pixel", "feature", "content", "style"}
+    assert float(terms[-1]["style"]) < 0.6 * float(terms[0]["style"])  # measured 0.46
+    assert float(terms[-1]["pixel"]) < 2 * float(terms[0]["pixel"])  # still rebuilds photos
+
+    folder = tmp_path / "paintings"
+    folder.mkdir()
+    shutil.copy(images / "style" / "klimt_the_kiss.jpg", folder)
+    seen: list[TrainProgress] = []
+    out = tmp_path / "painted.safetensors"
+    tiny = TrainSettings(**{**TINY.__dict__, "steps": 3, "style_weight": 5.0})
+    result = train([photos], out, tiny, styles=[folder], callback=seen.append)
+    assert all(p.style is not None and p.style > 0 for p in seen)
+    assert {"content", "style"} <= set(result.history[-1])
+    assert load_model(out)[1].steps == 3
 
 
 def test_the_photo_size_sets_the_scale_the_crops_are_cut_at(

@@ -423,7 +423,9 @@ def _add_train_parser(commands: Any) -> None:
         "train",
         help="train a decoder for the feed-forward methods on folders of photos",
         description="Train a decoder that turns VGG-19 features back into pictures, on "
-        "photos alone; any painting then works with --preset instant --model MODEL. "
+        "photos alone; any painting then works with --preset instant --model MODEL. With "
+        "--styles and --style-weight, part of each batch is stylised by AdaIN and the "
+        "decoder also learns to paint (--start-from fine-tunes an existing decoder). "
         "Checkpoints are written every few minutes; the same command resumes after Ctrl-C "
         "or a kill. Under `torchrun --nproc-per-node N -m styleshift train ...` it trains on "
         "N processes (DistributedDataParallel).",
@@ -436,6 +438,10 @@ def _add_train_parser(commands: Any) -> None:
     train.add_argument(
         "--validation", nargs="+", default=[], metavar="DIR",
         help="held-out images whose reconstruction PSNR is logged as training goes",
+    )  # fmt: skip
+    train.add_argument(
+        "--styles", nargs="+", default=[], metavar="DIR",
+        help="paintings that --style-weight stylises part of each batch with",
     )  # fmt: skip
     train.add_argument(
         "--resume", action="store_true",
@@ -482,6 +488,7 @@ def _run_train(args: argparse.Namespace) -> int:
             args.output,
             settings,
             validation=args.validation,
+            styles=args.styles,
             resume=True if args.resume else None,
             callback=on_step,
         )

@@ -5,6 +5,13 @@ a feature loss at every ReLU block up to that level (the decoder's own level, as
 universal style transfer, and the shallower ones, which keep edges sharp). No paintings
 are needed: any style is applied at run time by a feature transform.
 
+With paintings (`styles`) and a style weight, part of each batch is stylised by AdaIN
+before decoding and trained with Huang and Belongie's objective instead: the decoded
+picture's features must keep the transformed ones (content) and its channel statistics
+at every level must match the painting's (style). A decoder trained so paints more
+strongly than one that only learnt to invert, since inverting alone rebuilds the deep
+statistics that AdaIN set but not the shallow ones that carry strokes and colour.
+
 Under `torchrun` each process trains on its own share of the files with
 DistributedDataParallel (gloo on CPU, NCCL on CUDA); only rank 0 validates, writes
 checkpoints and reports. A checkpoint holds everything needed to go on, so the same
@@ -38,7 +45,8 @@ from ..image import as_image, resize_long_side, to_tensor
 from ..vgg import LAYERS, Pooling, VGGFeatures, stride
 from ..weights import ensure_weights, load_state_dict
 from .data import image_files, load_photos, random_batch
-from .decoder import Decoder, Level, ModelInfo, check_level, pad_to_multiple, save_model
+from .decoder import Decoder, Level, ModelInfo, check_level, load_model, pad_to_multiple, save_model
+from .transforms import adain
 
 CHECKPOINT_FORMAT = "styleshift-train-v1"
 PREFETCH = 4  # batches cut ahead, each in its own thread
@@ -63,6 +71,17 @@ class TrainSettings:
     lr_decay: float = _field(5e-5, "step size is learning_rate / (1 + lr_decay * step)")
     pixel_weight: float = _field(10.0, "weight of the pixel loss (mean squared error)")
     feature_weight: float = _field(1.0, "weight of the feature loss (relative squared error)")
+    style_weight: float = _field(
+        0.0,
+        "weight of the style loss on crops stylised by AdaIN with the paintings of --styles "
+        "(Huang and Belongie's objective); 0 trains reconstruction alone",
+    )
+    stylised_share: float = _field(
+        0.5, "share of each batch stylised when --style-weight is set; the rest is rebuilt"
+    )
+    start_from: str | None = _field(
+        None, "a decoder of the same level to start from instead of random weights (fine-tuning)"
+    )
     pooling: Pooling = _field("max", "pooling in the encoder: max (as VGG-19 was trained) or avg")
     seed: int = _field(0, "random seed for the crops and the decoder's initial weights")
     checkpoint_minutes: float = _field(5.0, "minutes between checkpoints")
@@ -75,7 +94,10 @@ class TrainSettings:
     float16_model: bool = _field(True, "store the model in float16 (half the size)")
 
     # What a resumed run must share with its checkpoint.
-    FIXED = ("level", "batch_size", "crop", "pooling", "pixel_weight", "feature_weight")
+    FIXED = (
+        "level", "batch_size", "crop", "pooling", "pixel_weight", "feature_weight",
+        "style_weight", "stylised_share",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,6 +107,7 @@ class TrainProgress:
     loss: float
     pixel: float
     feature: float
+    style: float | None  # the style loss of the stylised crops, when there are any
     images_per_second: float
     elapsed: float
     eta: float | None
@@ -146,10 +169,38 @@ def _check(settings: TrainSettings) -> None:
         value = getattr(settings, name)
         if not math.isfinite(value) or value <= 0:
             raise OptionError(f"{name.replace('_', ' ')} must be more than zero, got {value}")
-    for name in ("lr_decay", "pixel_weight", "feature_weight"):
+    for name in ("lr_decay", "pixel_weight", "feature_weight", "style_weight"):
         value = getattr(settings, name)
         if not math.isfinite(value) or value < 0:
             raise OptionError(f"{name.replace('_', ' ')} must be zero or more, got {value}")
+    if not 0 < settings.stylised_share < 1:
+        raise OptionError(f"stylised share must be between 0 and 1, got {settings.stylised_share}")
+    if settings.style_weight > 0 and settings.batch_size < 2:
+        raise OptionError("a style weight needs a batch size of at least 2 (some crops of each)")
+
+
+def stylised_count(settings: TrainSettings) -> int:
+    """How many crops of each batch are stylised: none without a style weight, else at
+    least one, and at least one left to rebuild."""
+    if settings.style_weight == 0:
+        return 0
+    share = round(settings.batch_size * settings.stylised_share)
+    return min(settings.batch_size - 1, max(1, share))
+
+
+def _statistics(features: Tensor) -> tuple[Tensor, Tensor]:
+    """Each channel's mean and standard deviation over positions: (N, C) each."""
+    flat = features.flatten(2)
+    return flat.mean(2), flat.std(2)
+
+
+def style_distance(features: Tensor, style: Tensor) -> Tensor:
+    """How far features' channel statistics are from the style's, relative to the
+    style's own (so that every layer counts alike)."""
+    mean, std = _statistics(features)
+    style_mean, style_std = _statistics(style)
+    scale = (style_mean.pow(2) + style_std.pow(2)).mean().clamp_min(1e-8)
+    return (F.mse_loss(mean, style_mean) + F.mse_loss(std, style_std)) / scale
 
 
 class Reconstruction(nn.Module):
@@ -172,21 +223,43 @@ class Reconstruction(nn.Module):
             out: Tensor = self.decoder(features)
         return out.float()
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(
+        self, images: Tensor, styles: Tensor | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss of a batch and its terms. With `styles` (one painting crop for each
+        of the batch's first crops), those crops are stylised by AdaIN before decoding
+        and scored on content and style; the others are scored on rebuilding the photo."""
         s = self.settings
+        k = 0 if styles is None else styles.shape[0]
         with torch.no_grad():
             targets = self.encoder(images)
-        output = self.decode(targets[s.level])
+            decoded = targets[s.level]
+            if styles is not None:
+                style_features = self.encoder(styles)
+                stylised = torch.stack(
+                    [adain(c, p) for c, p in zip(decoded[:k], style_features[s.level], strict=True)]
+                )
+                decoded = torch.cat([stylised, decoded[k:]])
+        output = self.decode(decoded)
         features = self.encoder(output)
-        pixel = F.mse_loss(output, images)
-        feature = sum(
-            (
-                F.mse_loss(features[n], t) / t.pow(2).mean().clamp_min(1e-8)
-                for n, t in targets.items()
-            ),
-            torch.zeros((), device=images.device),
-        ) / len(targets)
-        return s.pixel_weight * pixel + s.feature_weight * feature, pixel.detach(), feature.detach()
+        zero = torch.zeros((), device=images.device)
+        pixel = F.mse_loss(output[k:], images[k:])
+        feature = sum((_relative(features[n][k:], t[k:]) for n, t in targets.items()), zero) / len(
+            targets
+        )
+        terms = {"pixel": pixel, "feature": feature}
+        loss = s.pixel_weight * pixel + s.feature_weight * feature
+        if styles is not None:
+            terms["content"] = _relative(features[s.level][:k], decoded[:k])
+            terms["style"] = sum(
+                (style_distance(features[n][:k], style_features[n]) for n in targets), zero
+            ) / len(targets)
+            loss = loss + s.feature_weight * terms["content"] + s.style_weight * terms["style"]
+        return loss, {name: value.detach() for name, value in terms.items()}
+
+
+def _relative(features: Tensor, target: Tensor) -> Tensor:
+    return F.mse_loss(features, target) / target.pow(2).mean().clamp_min(1e-8)
 
 
 @torch.no_grad()
@@ -225,10 +298,13 @@ def train(
     settings: TrainSettings | None = None,
     *,
     validation: Sequence[str | os.PathLike[str]] = (),
+    styles: Sequence[str | os.PathLike[str]] = (),
     resume: bool | None = None,
     callback: Callable[[TrainProgress], None] | None = None,
 ) -> TrainResult:
     """Train a decoder on the images in `data`; write it to `output` (safetensors).
+
+    `styles` are the paintings that a style weight stylises crops with.
 
     A checkpoint `output`.ckpt is written every few minutes and at the end. With `resume`
     None, an existing compatible checkpoint is continued; True insists on one; False
@@ -236,13 +312,17 @@ def train(
     """
     s = settings or TrainSettings()
     _check(s)
+    if s.style_weight > 0 and not styles:
+        raise OptionError("a style weight needs paintings to stylise with; give --styles DIR")
+    if styles and s.style_weight == 0:
+        raise OptionError("--styles is used only with a style weight; give --style-weight")
     model_path = Path(output)
     if model_path.suffix != ".safetensors":
         raise OptionError(f"the model file must end in .safetensors, got '{model_path.name}'")
     rank, world = _distributed()
     try:
         state = _shared_checkpoint(model_path, s, resume, rank, world)
-        trainer = _Trainer(s, data, validation, model_path, state, rank, world)
+        trainer = _Trainer(s, data, validation, styles, model_path, state, rank, world)
         return trainer.run(callback)
     finally:
         if world > 1 and dist.is_initialized():
@@ -280,6 +360,7 @@ class _Trainer:
         s: TrainSettings,
         data: Sequence[str | os.PathLike[str]],
         validation: Sequence[str | os.PathLike[str]],
+        styles: Sequence[str | os.PathLike[str]],
         model_path: Path,
         state: Any,
         rank: int,
@@ -306,6 +387,15 @@ class _Trainer:
                 f"none of the {len(files)} files could be used (unreadable, or smaller than "
                 f"{s.crop} px); {self.photos.skipped[0] if self.photos.skipped else ''}"
             )
+        self.paintings = None
+        if s.style_weight > 0:
+            # Every process draws from all of them: a few paintings are not worth sharding.
+            self.paintings = load_photos(image_files(styles), short_side, min_side=s.crop)
+            if not self.paintings.images:
+                raise InputError(
+                    f"no usable paintings in {', '.join(str(d) for d in styles)}; give "
+                    f"folders of images at least {s.crop} px on their short side"
+                )
         self.held_out = [
             to_tensor(resize_long_side(im, s.validation_size)).to(self.device)
             for im in _validation_images(validation)
@@ -319,6 +409,8 @@ class _Trainer:
             dtype,
         ).to(self.device)
         self.decoder = Decoder(s.level).to(self.device)
+        if s.start_from is not None and state is None:
+            self.decoder.load_state_dict(_start_weights(Path(s.start_from), s))
         if dtype != torch.float32:
             self.decoder = self.decoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model = Reconstruction(encoder, self.decoder, s, dtype)
@@ -337,7 +429,7 @@ class _Trainer:
             self.model.decoder = nn.parallel.DistributedDataParallel(self.decoder)  # type: ignore[assignment]
         self.psnr = self.history[-1].get("psnr") if self.history else None
         self.cutter = ThreadPoolExecutor(PREFETCH, thread_name_prefix="styleshift-crops")
-        self.pending: dict[int, Future[Tensor]] = {}
+        self.pending: dict[int, Future[tuple[Tensor, Tensor | None]]] = {}
         self.start = time.perf_counter()
         self.last_checkpoint = self.start
 
@@ -373,28 +465,34 @@ class _Trainer:
             )  # fmt: skip
         self.last_checkpoint = time.perf_counter()
 
-    def batch(self, step: int) -> Tensor:
-        """The crops of `step`; those of the next few steps are cut meanwhile in threads.
-        On a GPU, cutting crops in the training loop took several times longer than the
-        step itself (18 steps/s of 16 crops of 256 px on an H200, against ~100 for the
-        compute alone)."""
-        s = self.s
-        for ahead in range(step, min(step + PREFETCH + 1, s.steps)):
+    def batch(self, step: int) -> tuple[Tensor, Tensor | None]:
+        """The crops of `step` (and the painting crops for its stylised share); those of
+        the next few steps are cut meanwhile in threads. On a GPU, cutting crops in the
+        training loop took several times longer than the step itself (18 steps/s of 16
+        crops of 256 px on an H200, against ~100 for the compute alone)."""
+        for ahead in range(step, min(step + PREFETCH + 1, self.s.steps)):
             if ahead not in self.pending:
-                generator = _step_generator(s.seed, self.rank, ahead)
-                self.pending[ahead] = self.cutter.submit(
-                    random_batch, self.photos, s.batch_size, s.crop, generator
-                )
+                self.pending[ahead] = self.cutter.submit(self._cut, ahead)
         return self.pending.pop(step).result()
+
+    def _cut(self, step: int) -> tuple[Tensor, Tensor | None]:
+        s = self.s
+        generator = _step_generator(s.seed, self.rank, step)
+        photos = random_batch(self.photos, s.batch_size, s.crop, generator)
+        if self.paintings is None:
+            return photos, None
+        return photos, random_batch(self.paintings, stylised_count(s), s.crop, generator)
 
     def train_step(self) -> tuple[dict[str, float], float]:
         """One optimiser step; its record and the images per second it ran at."""
         s = self.s
         for group in self.optimiser.param_groups:
             group["lr"] = s.learning_rate / (1 + s.lr_decay * self.step)
-        batch = self.batch(self.step)
+        photos, paintings = self.batch(self.step)
         t0 = time.perf_counter()
-        loss, pixel, feature = self.model(batch.to(self.device))
+        if paintings is not None:
+            paintings = paintings.to(self.device)
+        loss, terms = self.model(photos.to(self.device), paintings)
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         self.optimiser.step()
@@ -403,8 +501,7 @@ class _Trainer:
         record = {
             "step": self.step,
             "loss": float(loss.detach()),
-            "pixel": float(pixel),
-            "feature": float(feature),
+            **{name: float(value) for name, value in terms.items()},
         }
         validate = self.step % s.validate_every == 0 or self.step == s.steps
         if self.rank == 0 and self.held_out and validate:
@@ -440,6 +537,7 @@ class _Trainer:
                             loss=record["loss"],
                             pixel=record["pixel"],
                             feature=record["feature"],
+                            style=record.get("style"),
                             images_per_second=rate,
                             elapsed=self.seconds(),
                             eta=spent / done * (s.steps - self.step) if done >= 2 else None,
@@ -458,6 +556,17 @@ class _Trainer:
             if previous_term is not None:
                 signal.signal(signal.SIGTERM, previous_term)
         return self.result()
+
+
+def _start_weights(path: Path, s: TrainSettings) -> dict[str, Tensor]:
+    """The weights of a decoder to fine-tune, checked against the run's level and pooling."""
+    decoder, info = load_model(path)
+    if (info.level, info.pooling) != (s.level, s.pooling):
+        raise InputError(
+            f"'{path}' is a {info.level} decoder for {info.pooling} pooling; this run trains "
+            f"{s.level} with {s.pooling} pooling: give one of those or change --level"
+        )
+    return {name: value.float() for name, value in decoder.state_dict().items()}
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -523,8 +632,10 @@ def _load_checkpoint(path: Path, settings: TrainSettings, resume: bool | None) -
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"'{path}' is not a styleshift training checkpoint; remove it")
     saved = state["settings"]
+    defaults = TrainSettings()
     for name in TrainSettings.FIXED:
-        if saved.get(name) != getattr(settings, name):
+        # A checkpoint from before a setting existed was trained at its default.
+        if saved.get(name, getattr(defaults, name)) != getattr(settings, name):
             raise InputError(
                 f"checkpoint '{path}' was trained with {name}={saved.get(name)!r}, not "
                 f"{getattr(settings, name)!r}; use the same value or another output name"
