@@ -137,7 +137,7 @@ def load_rgb(path: str | Path) -> Image.Image:
 class Referee:
     """The package's default objective at one fixed size: the yardstick for every run.
 
-    Built from the package's own pieces with `Options()` defaults (layers, weights,
+    Built from the package's own pieces with `balanced`'s options (layers, weights,
     pooling, equal style-layer weights, style at the content's long side), so its value
     is exactly what the engine minimises in a single-scale run at that size.
     """
@@ -145,7 +145,9 @@ class Referee:
     def __init__(
         self, state: dict[str, Tensor], content: Image.Image, style: Image.Image, size: int
     ) -> None:
-        o = Options()
+        # balanced's objective, whose weights the optimisation presets share but for
+        # the content weight, which each preset sets.
+        o = resolve_options(Options(), torch.device("cpu"))
         self.options = o
         self.model = VGGFeatures(state, (*o.content_layers, *o.style_layers), o.pooling)
         self.content = to_tensor(resize_long_side(content, size))
@@ -561,7 +563,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "baseline_evals": args.baseline_evals,
             "presets": args.presets,
             "snapshots": args.snapshots,
-            "referee": {k: v for k, v in Options().to_dict().items() if k in _REFEREE_FIELDS},
+            "referee": {
+                k: v
+                for k, v in resolve_options(Options(), torch.device("cpu")).to_dict().items()
+                if k in _REFEREE_FIELDS
+            },
         },
         "pairs": [],
     }

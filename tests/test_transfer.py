@@ -179,12 +179,13 @@ def test_iterations_for_properties(iterations, scales):
 
 
 @pytest.mark.parametrize("preset", ["fast", "balanced", "high"])
-def test_preset_fills_in_size_iterations_start_and_learning_rate(preset):
+def test_preset_fills_in_size_iterations_start_weight_and_learning_rate(preset):
     spec = _PRESETS["cpu"][preset]
     resolved = resolve_options(Options(preset=preset), CPU)
     assert resolved.size == spec.size
     assert resolved.start_size == spec.start_size
     assert resolved.iterations == spec.iterations
+    assert resolved.content_weight == spec.content_weight
     assert resolved.learning_rate == 1.0
     assert resolve_options(Options(preset=preset, optimizer="adam"), CPU).learning_rate == 0.02
 
@@ -206,10 +207,13 @@ def test_gpu_presets_are_at_least_as_large_as_cpu_ones():
 
 
 def test_explicit_values_override_the_preset():
-    options = Options(preset="high", size=200, iterations=(5, 4), start_size=64, learning_rate=0.5)
+    options = Options(
+        preset="high", size=200, iterations=(5, 4), start_size=64, learning_rate=0.5,
+        content_weight=0.3,
+    )  # fmt: skip
     resolved = resolve_options(options, CPU)
     assert (resolved.size, resolved.iterations, resolved.start_size) == (200, (5, 4), 64)
-    assert resolved.learning_rate == 0.5
+    assert (resolved.learning_rate, resolved.content_weight) == (0.5, 0.3)
     # Everything else is left as given.
     for f in fields(Options):
         if f.name not in {
@@ -416,7 +420,7 @@ def test_content_term_stays_bounded(main_run, vgg, images):
     unrelated = float(relative_mse(_features(vgg, other)[CONTENT_LAYER], content))
     assert rel < unrelated
     assert main_run.result.losses["content"] == pytest.approx(
-        DEFAULTS.content_weight * rel, rel=0.1
+        main_run.result.options.content_weight * rel, rel=0.1
     )
 
 

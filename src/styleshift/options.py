@@ -38,12 +38,14 @@ MEMORY_FRACTION = 0.25
 
 @dataclass(frozen=True)
 class PresetSpec:
-    """What a preset decides: the output size and how the iterations are spent."""
+    """What a preset decides: the output size, how the iterations are spent, and how
+    much the photo weighs against the painting."""
 
     size: int
     start_size: int = 0
     iterations: tuple[int, ...] = ()  # per scale, coarse to fine (see iterations_for)
     method: str = "gatys"
+    content_weight: float = 0.08
 
 
 # Iterations are L-BFGS function evaluations (one network pass each). The coarse scales
@@ -108,7 +110,16 @@ class Options:
         None, "long side of the first, coarsest scale (default: from the preset)"
     )
     multiscale: bool = _opt(True, "grow the image coarse to fine by sqrt(2) per scale")
-    content_weight: float = _opt(0.08, "weight of the content loss")
+    content_weight: float | None = _opt(
+        None,
+        "weight of the content loss (default: from the preset, "
+        + ", ".join(
+            f"{name} {spec.content_weight:g}"
+            for name, spec in _PRESETS["cpu"].items()
+            if spec.method == GATYS
+        )
+        + " on a CPU)",
+    )
     style_weight: float = _opt(1.0, "weight of the style loss (style strength)")
     adaptive_weight: bool = _opt(
         True,
@@ -252,6 +263,9 @@ def resolve_options(options: Options, device: torch.device, styles: int | None =
     resolved = replace(
         common,
         start_size=options.start_size if options.start_size is not None else spec.start_size,
+        content_weight=options.content_weight
+        if options.content_weight is not None
+        else spec.content_weight,
         # From Python a plain number (one count for every scale) or a list is natural.
         iterations=(iterations,) if isinstance(iterations, int) else tuple(iterations),
         style_layer_weights=_as_tuple(options.style_layer_weights),

@@ -109,8 +109,9 @@ def _parse(name: str, value: Any) -> Any:
     label = name.replace("_", " ")
     if value is None or (isinstance(value, str) and not value.strip()):
         return _FIELDS[name].default
-    # Gradio's number box sends 0 when left empty; 0 is never valid where the default is
-    # None (a size, a learning rate), so it means "the default" there.
+    # Gradio's number box sends 0 when left empty; where the default is None (a size, a
+    # learning rate, the content weight) 0 therefore means "the preset's value". Only the
+    # content weight loses a value by it (0, pure texture), which the CLI still takes.
     if _FIELDS[name].default is None and isinstance(value, (int, float)) and value == 0:
         return None
     try:

@@ -58,8 +58,10 @@ class Objective:
         budget: int,
         device: torch.device,
     ) -> None:
+        assert opts.content_weight is not None  # resolved from the preset
         self.model = model
         self.opts = opts
+        self.content_weight = opts.content_weight
         self.content = content
         self.styles = list(styles)
         self.terms = dict(terms)
@@ -166,7 +168,7 @@ class Objective:
         ) / len(targets.content)
         grams = {n: gram_matrix(feats[n]) for n in opts.style_layers}
         terms = {
-            "content": opts.content_weight * content,
+            "content": self.content_weight * content,
             "style": targets.style_weight * self._style_distance(grams, targets.style),
             **self._pixel_terms(x),
         }
@@ -190,7 +192,7 @@ class Objective:
         style = targets.style_weight * self._style_distance(global_grams, targets.style)
         style.backward()  # type: ignore[no-untyped-call]
         gram_grads = {n: g.grad for n, g in global_grams.items()}
-        content_weight = opts.content_weight / len(targets.content)
+        content_weight = self.content_weight / len(targets.content)
         content = 0.0
 
         # Pass 2: each tile's share of the gradient. The style part is the Gram gradient
