@@ -470,7 +470,8 @@ def _run_train(args: argparse.Namespace) -> int:
             return
         psnr = "?" if p.psnr is None else f"{p.psnr:.2f} dB"
         eta = "?" if p.eta is None else clock(p.eta)
-        text = f"loss {p.loss:.4f}, {p.images_per_second:.1f} img/s, PSNR {psnr}, ETA {eta}"
+        style = "" if p.style is None else f", style {p.style:.4f}"
+        text = f"loss {p.loss:.4f}{style}, {p.images_per_second:.1f} img/s, PSNR {psnr}, ETA {eta}"
         if sys.stderr.isatty():
             from tqdm import tqdm
 
