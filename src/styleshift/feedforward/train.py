@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from ..device import Device, Precision, resolve_device, resolve_precision
 from ..errors import InputError, OptionError
 from ..image import as_image, resize_long_side, to_tensor
+from ..losses import relative_mse
 from ..vgg import LAYERS, Pooling, VGGFeatures, stride
 from ..weights import ensure_weights, load_state_dict
 from .data import image_files, load_photos, random_batch
@@ -244,22 +245,17 @@ class Reconstruction(nn.Module):
         features = self.encoder(output)
         zero = torch.zeros((), device=images.device)
         pixel = F.mse_loss(output[k:], images[k:])
-        feature = sum((_relative(features[n][k:], t[k:]) for n, t in targets.items()), zero) / len(
-            targets
-        )
+        rebuilt = [relative_mse(features[n][k:], t[k:]) for n, t in targets.items()]
+        feature = sum(rebuilt, zero) / len(rebuilt)
         terms = {"pixel": pixel, "feature": feature}
         loss = s.pixel_weight * pixel + s.feature_weight * feature
         if styles is not None:
-            terms["content"] = _relative(features[s.level][:k], decoded[:k])
+            terms["content"] = relative_mse(features[s.level][:k], decoded[:k])
             terms["style"] = sum(
                 (style_distance(features[n][:k], style_features[n]) for n in targets), zero
             ) / len(targets)
             loss = loss + s.feature_weight * terms["content"] + s.style_weight * terms["style"]
         return loss, {name: value.detach() for name, value in terms.items()}
-
-
-def _relative(features: Tensor, target: Tensor) -> Tensor:
-    return F.mse_loss(features, target) / target.pow(2).mean().clamp_min(1e-8)
 
 
 @torch.no_grad()
