@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "amx": has_fast_bfloat16(torch.device("cpu")),
+        "isa": torch.backends.cpu.get_cpu_capability(),
+        "onednn_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "precision": args.precision,
         "busy_before": busy,
     }

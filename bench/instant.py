@@ -69,6 +69,8 @@ def cpu_facts() -> dict[str, Any]:
     return {
         "cpu": model,
         "amx": has_fast_bfloat16(torch.device("cpu")),
+        "isa": torch.backends.cpu.get_cpu_capability(),
+        "onednn_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "load_average_at_start": os.getloadavg()[0],
@@ -182,7 +184,7 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
 def speed_table(report: dict[str, Any], facts: dict[str, Any]) -> str:
     lines = [
         f"instant at {report['size']} x {report['size']} on {facts['cpu']} "
-        f"({facts['threads']} threads, AMX: {facts['amx']})",
+        f"({facts['threads']} threads, AMX: {facts['amx']}, ISA: {facts['isa']})",
         "",
         "| precision | API s (median) | same painting again s | CLI s (median) | GMAC "
         "| peak GFLOP/s | floor s | API / floor |",

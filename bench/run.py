@@ -479,6 +479,8 @@ def machine_info(device: str) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "cpu_model": cpu_model,
+        "isa": torch.backends.cpu.get_cpu_capability(),
+        "onednn_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": device,

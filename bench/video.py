@@ -196,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "threads": torch.get_num_threads(),
             "python": platform.python_version(),
             "device": str(engine.device),
+            "isa": torch.backends.cpu.get_cpu_capability(),
+            "onednn_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         },
         "preset": args.preset,
         "style": args.style,

@@ -34,3 +34,26 @@ def test_precision_names() -> None:
     assert resolve_precision("float32", cpu) == "float32"
     with pytest.raises(OptionError, match="unknown precision 'half'"):
         resolve_precision("half", cpu)
+
+
+@pytest.mark.parametrize(
+    ("cap", "amx", "expected"),
+    [
+        (None, True, "bfloat16"),
+        ("AVX2", True, "float32"),
+        ("avx512_core_amx", True, "bfloat16"),
+        ("ALL", True, "bfloat16"),
+        (None, False, "float32"),
+    ],
+)
+def test_auto_precision_follows_amx_and_a_onednn_cap(
+    monkeypatch: pytest.MonkeyPatch, cap: str | None, amx: bool, expected: str
+) -> None:
+    # A cap below AMX makes this CPU stand in for an ordinary one, bfloat16 then being slow.
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    if cap is None:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    else:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    assert resolve_precision("auto", torch.device("cpu")) == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 import torch
@@ -38,8 +39,21 @@ def has_fast_bfloat16(device: torch.device) -> bool:
         # On an H200, VGG-19 forward and backward ran no faster in bfloat16 than in float32
         # (whose convolutions use TF32 there): 3.4 against 3.6 ms at 512 px.
         return False
+    if _onednn_cap_excludes_amx():
+        return False
     check = getattr(torch.cpu, "_is_amx_tile_supported", None)
     return bool(check()) if check is not None else False
+
+
+def _onednn_cap_excludes_amx() -> bool:
+    """Whether oneDNN was told not to use AMX (ONEDNN_MAX_CPU_ISA=AVX2 and the like):
+    then bfloat16 runs emulated and slow, as on a CPU without it. The benchmarks use this
+    cap to stand in for the ordinary CPUs that most users have (docs/performance.md)."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    if not cap:
+        return False
+    cap = cap.upper()
+    return cap not in ("ALL", "DEFAULT") and "AMX" not in cap
 
 
 def resolve_precision(name: str, device: torch.device) -> Precision:
