@@ -1,0 +1,69 @@
+"""What a user waits for: the whole `styleshift stylize` command, per preset, on this CPU.
+
+    .venv/bin/python bench/commands.py                      # instant, fast, balanced
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \\
+        .venv/bin/python bench/commands.py --out bench/commands_avx2.json
+
+Runs `make demo`'s pair (tubingen x The Starry Night) through the command line with
+each preset at its own size, --repeats times, and reports the median wall time of the
+whole process: Python and PyTorch start-up, the hash checks, the picture and the write.
+The second form limits PyTorch, oneDNN and MKL to AVX2 on a CPU that has more, so that
+it runs what most CPUs (without AMX or AVX-512) run: float32 on AVX2 instructions.
+
+Prints a Markdown table and writes bench/commands.json (--out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from instant import REPO, SHARED, cpu_facts  # bench/ is on the path when run as a script
+
+CONTENT = SHARED / "content" / "tubingen.jpg"
+STYLE = SHARED / "style" / "vangogh_starry_night.jpg"
+
+
+def time_command(preset: str, out: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "styleshift", "stylize", str(CONTENT), str(STYLE), "-o", str(out),
+         "--preset", preset, "--overwrite", "-q"],
+        check=True,
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presets", default="instant,fast,balanced")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each preset")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "commands.json")
+    args = parser.parse_args(argv)
+    facts = cpu_facts()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for preset in args.presets.split(","):
+            runs = [time_command(preset, Path(tmp) / f"{preset}.png") for _ in range(args.repeats)]
+            rows.append({"preset": preset, "median_s": statistics.median(runs), "runs": runs})
+    print(
+        f"`styleshift stylize` on {CONTENT.name} x {STYLE.name}, {facts['cpu']} "
+        f"({facts['threads']} threads, ISA: {facts['isa']}, AMX used: {facts['amx']})\n\n"
+        "| preset | s (median) | runs |\n|---|---:|---|"
+    )
+    for r in rows:
+        runs = ", ".join(f"{t:.1f}" for t in r["runs"])
+        print(f"| {r['preset']} | {r['median_s']:.1f} | {runs} |")
+    args.out.write_text(json.dumps({"machine": facts, "rows": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
