@@ -562,10 +562,14 @@ def test_ctrl_c_while_loading_stays_a_ctrl_c(monkeypatch: pytest.MonkeyPatch) ->
     p.parent.mkdir(parents=True)
     p.write_bytes(b"weights")
     monkeypatch.setattr(safetensors, "safe_open", _SwallowingSafeOpen)
-    handler = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):
-        weights.load_state_dict(verify=False)
-    assert signal.getsignal(signal.SIGINT) is handler
+    # As in an interactive run; a job started in the background inherits SIGINT ignored.
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            weights.load_state_dict(verify=False)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, outer)
     # Without a Ctrl-C the same error is a file that cannot be read.
     monkeypatch.setattr(_SwallowingSafeOpen, "get_tensor", lambda self, key: int("x"))
     with pytest.raises(WeightsError, match=r"cannot load .*fetch --force"):
