@@ -85,8 +85,10 @@ def applying(preset: str, overrides: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in overrides.items() if methods.get(k) != foreign}
 
 
-def label(preset: str, size: int | None, overrides: dict[str, Any]) -> str:
-    parts = [preset] + ([f"{size}px"] if size else [])
+def label(preset: str, size: int | None, overrides: dict[str, Any], device: str = "cpu") -> str:
+    # The presets differ by device, so a run elsewhere than the CPU is a configuration
+    # of its own.
+    parts = [preset] + ([device] if device != "cpu" else []) + ([f"{size}px"] if size else [])
     return " ".join(parts + [f"{k}={v}" for k, v in applying(preset, overrides).items()])
 
 
@@ -100,46 +102,68 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
     done = {(r["config"], r["photo"], r["painting"]) for r in rows}
     overrides = dict(parse_set(s) for s in args.set)
     state = load_state_dict(ensure_weights())
-    engine = StyleTransfer(device="cpu")
-    scorer = Scorer(state)
+    engine = StyleTransfer(device=args.device)
+    scorer = Scorer(state, engine.device)
+    shard, shards = args.shard
     for preset in args.presets:
-        config = label(preset, args.size, overrides)
+        config = label(preset, args.size, overrides, args.device)
         extra = applying(preset, overrides)
-        for index, photo_name in enumerate(PHOTOS[: args.photos]):
-            for painting_name in paintings_for(index, args.paintings, args.rotate):
-                if (config, photo_name, painting_name) in done:
-                    continue
-                photo, painting = rgb(photo_path(photo_name)), rgb(SHARED / "style" / painting_name)
-                options = Options(preset=preset, size=args.size, **extra)  # type: ignore[arg-type]
-                start = time.perf_counter()
-                picture = engine.run(photo, painting, options).image.convert("RGB")
-                seconds = time.perf_counter() - start
-                scores = scorer.score(picture, photo, painting)
-                referee = Referee(state, photo, painting, max(picture.size))
-                own = to_tensor(resize_long_side(photo, max(picture.size)))
-                reduction = referee.terms(own)["style"] / referee.terms(to_tensor(picture))["style"]
-                rows.append(
-                    {
-                        "config": config,
-                        "photo": photo_name,
-                        "painting": painting_name,
-                        "seconds": seconds,
-                        "content_similarity": scores.content_similarity,
-                        "style_loss_reduction": reduction,
-                        "gram_reduction": scores.style_reduction,
-                    }
-                )
-                if args.save_images is not None:
-                    args.save_images.mkdir(parents=True, exist_ok=True)
-                    picture.save(args.save_images / image_name(config, photo_name, painting_name))
-                save(args.out, rows)
-                print(
-                    f"{config}: {photo_name} x {painting_name} similarity "
-                    f"{scores.content_similarity:.3f} style x{reduction:.1f} {seconds:.0f} s",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        pairs = [
+            (photo_name, painting_name)
+            for index, photo_name in enumerate(PHOTOS[: args.photos])
+            for painting_name in paintings_for(index, args.paintings, args.rotate)
+        ]
+        if args.worst_of is not None:
+            pairs = worst_pairs(rows, args.worst_of, args.worst)
+        for photo_name, painting_name in pairs[shard::shards]:
+            if (config, photo_name, painting_name) in done:
+                continue
+            photo, painting = rgb(photo_path(photo_name)), rgb(SHARED / "style" / painting_name)
+            options = Options(preset=preset, size=args.size, **extra)  # type: ignore[arg-type]
+            start = time.perf_counter()
+            picture = engine.run(photo, painting, options).image.convert("RGB")
+            seconds = time.perf_counter() - start
+            scores = scorer.score(picture, photo, painting)
+            referee = Referee(state, photo, painting, max(picture.size), engine.device)
+            own = to_tensor(resize_long_side(photo, max(picture.size)))
+            reduction = referee.terms(own)["style"] / referee.terms(to_tensor(picture))["style"]
+            rows.append(
+                {
+                    "config": config,
+                    "photo": photo_name,
+                    "painting": painting_name,
+                    "seconds": seconds,
+                    "content_similarity": scores.content_similarity,
+                    "style_loss_reduction": reduction,
+                    "gram_reduction": scores.style_reduction,
+                }
+            )
+            if args.save_images is not None:
+                args.save_images.mkdir(parents=True, exist_ok=True)
+                picture.save(args.save_images / image_name(config, photo_name, painting_name))
+            save(args.out, rows)
+            print(
+                f"{config}: {photo_name} x {painting_name} similarity "
+                f"{scores.content_similarity:.3f} style x{reduction:.1f} {seconds:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     return rows
+
+
+def worst_pairs(rows: Sequence[dict[str, Any]], config: str, count: int) -> list[tuple[str, str]]:
+    """The `count` pairs on which `config` kept the least of the photo."""
+    mine = sorted((r for r in rows if r["config"] == config), key=lambda r: r["content_similarity"])
+    if not mine:
+        sys.exit(f"no rows of configuration '{config}' in --out")
+    return [(r["photo"], r["painting"]) for r in mine[:count]]
+
+
+def shard_spec(text: str) -> tuple[int, int]:
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
+        raise argparse.ArgumentTypeError(f"'{text}' is not K/N with 0 <= K < N")
+    return int(k), int(n)
 
 
 def paintings_for(photo_index: int, count: int, rotate: bool) -> tuple[str, ...]:
@@ -228,12 +252,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--rotate", action="store_true", help="each photo's paintings start at its own index"
     )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto; the presets follow it")
+    parser.add_argument(
+        "--shard",
+        type=shard_spec,
+        default=(0, 1),
+        metavar="K/N",
+        help="only every Nth pair from the Kth (0-based): N processes share one GPU",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "faithful_results.json")
     parser.add_argument("--save-images", type=Path, default=None)
     parser.add_argument(
         "--sheet", type=Path, default=None, help="draw the worst pairs of --out, run nothing"
     )
-    parser.add_argument("--worst", type=int, default=4, help="pairs per configuration")
+    parser.add_argument(
+        "--worst", type=int, default=4, help="pairs per configuration (--sheet, --worst-of)"
+    )
+    parser.add_argument(
+        "--worst-of",
+        metavar="CONFIG",
+        default=None,
+        help="run only the --worst pairs of an earlier configuration in --out: where a change "
+        "meets the 10th percentile is decided among them",
+    )
     args = parser.parse_args(argv)
     if args.sheet is None:
         rows = run_grid(args)
@@ -242,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         rows = json.loads(args.out.read_text())["rows"]
         sets = dict(parse_set(s) for s in args.set)
-        configs = [label(p, args.size, sets) for p in args.presets]
+        configs = [label(p, args.size, sets, args.device) for p in args.presets]
         contact_sheet(rows, args.save_images, args.sheet, args.worst, configs)
     print(table(rows))
     return 0

@@ -143,15 +143,22 @@ class Referee:
     """
 
     def __init__(
-        self, state: dict[str, Tensor], content: Image.Image, style: Image.Image, size: int
+        self,
+        state: dict[str, Tensor],
+        content: Image.Image,
+        style: Image.Image,
+        size: int,
+        device: str | torch.device = "cpu",
     ) -> None:
         # balanced's objective, whose weights the optimisation presets share but for
         # the content weight, which each preset sets.
         o = resolve_options(Options(), torch.device("cpu"))
         self.options = o
+        self.device = torch.device(device)
+        state = {k: v.to(self.device) for k, v in state.items()}
         self.model = VGGFeatures(state, (*o.content_layers, *o.style_layers), o.pooling)
-        self.content = to_tensor(resize_long_side(content, size))
-        style_t = to_tensor(resize_long_side(style, size))  # style_scale = 1
+        self.content = to_tensor(resize_long_side(content, size)).to(self.device)
+        style_t = to_tensor(resize_long_side(style, size)).to(self.device)  # style_scale = 1
         with torch.no_grad():
             cf = self.model(self.content)
             sf = self.model(style_t)
@@ -181,7 +188,7 @@ class Referee:
     @torch.no_grad()
     def terms(self, image: Tensor) -> dict[str, float]:
         o = self.options
-        x = self.at_size(image)
+        x = self.at_size(image.to(self.device))
         feats = self.model(x)
         # Mean over content layers, as the engine.
         content = sum(float(loss(feats[n])) for n, loss in self.content_losses.items())

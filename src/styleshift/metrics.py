@@ -174,8 +174,10 @@ def fit_painting(painting: Image.Image, size: tuple[int, int]) -> Image.Image:
 class Scorer:
     """Scores pictures against photos and paintings, at the picture's size."""
 
-    def __init__(self, vgg_state: Mapping[str, Tensor]) -> None:
-        self.model = VGGFeatures(vgg_state, (CONTENT_LAYER, *STYLE_LAYERS), "max")
+    def __init__(self, vgg_state: Mapping[str, Tensor], device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        state = {k: v.to(self.device) for k, v in vgg_state.items()}
+        self.model = VGGFeatures(state, (CONTENT_LAYER, *STYLE_LAYERS), "max")
         self._cache: dict[str, dict[str, Tensor]] = {}
 
     @torch.no_grad()
@@ -187,7 +189,7 @@ class Scorer:
         key = hashlib.blake2b(rgb.tobytes(), digest_size=16).hexdigest() + str(rgb.size)
         if key in self._cache:
             return self._cache[key]
-        out: dict[str, Tensor] = self.model(to_tensor(rgb))
+        out: dict[str, Tensor] = self.model(to_tensor(rgb).to(self.device))
         if keep:
             if len(self._cache) >= 8:
                 self._cache.pop(next(iter(self._cache)))
