@@ -60,22 +60,28 @@ class PresetSpec:
 # (31.7 -> 34.8 times), which a content weight of 0.095 turns into photo: 10th percentile
 # 0.635 -> 0.652 at 30.9 times, for 40% more time (0.1 gave 0.655 but 29.7 times).
 # balanced at 0.08 had style to spare (45 times) but lost the subject on more than a
-# tenth of the pairs (10th percentile 0.640); 0.11 gives 0.660 at 35.5 times. high keeps
-# 0.08: its reduction on the three pairs measured (32-41 times) has no such room.
-# Measured on 2 CPU cores: see docs/performance.md. instant is one feed-forward pass.
+# tenth of the pairs (10th percentile 0.640); 0.11 gives 0.660 at 35.5 times. high at
+# 0.08 had more style still (54 times) and lost more photo (0.631): 0.13.
+# Measured on 2 CPU cores and, for high's whole grid, on a GPU with the same schedule
+# (the same scores to 3 decimals): see docs/performance.md. instant is one feed-forward
+# pass. A GPU runs the next CPU preset's measured schedule: its own, from 128 px with
+# weight 0.08, had lost the photo as the CPU's had (10th percentile 0.609 for fast).
+_CPU_BALANCED = PresetSpec(size=512, start_size=256, iterations=(20, 20, 160), content_weight=0.11)
+_CPU_HIGH = PresetSpec(size=768, start_size=256, iterations=(20, 20, 20, 200), content_weight=0.13)
 _PRESETS: dict[str, dict[str, PresetSpec]] = {
     "cpu": {
         "fast": PresetSpec(size=384, start_size=256, iterations=(20, 60), content_weight=0.095),
-        "balanced": PresetSpec(
-            size=512, start_size=256, iterations=(20, 20, 160), content_weight=0.11
-        ),
-        "high": PresetSpec(size=768, start_size=256, iterations=(20, 20, 20, 200)),
+        "balanced": _CPU_BALANCED,
+        "high": _CPU_HIGH,
         "instant": PresetSpec(size=512, method=DEFAULT_TRANSFORM),
     },
     "gpu": {
-        "fast": PresetSpec(size=512, start_size=128, iterations=(40, 30, 30, 30, 50)),
-        "balanced": PresetSpec(size=768, start_size=128, iterations=(60, 40, 40, 40, 60, 100)),
-        "high": PresetSpec(size=1024, start_size=128, iterations=(100, 80, 60, 60, 80, 100, 200)),
+        "fast": _CPU_BALANCED,
+        "balanced": _CPU_HIGH,
+        # high's schedule one scale further (its first entry repeats, iterations_for).
+        # At 1024 px 0.13 kept less of the photo than at 768 (0.569 against 0.582 on
+        # high's worst pair); 0.15 keeps as much (0.580; 0.622 against 0.610 on the next).
+        "high": replace(_CPU_HIGH, size=1024, content_weight=0.15),
         "instant": PresetSpec(size=1024, method=DEFAULT_TRANSFORM),
     },
 }
@@ -120,12 +126,16 @@ class Options:
     content_weight: float | None = _opt(
         None,
         "weight of the content loss (default: from the preset, "
-        + ", ".join(
-            f"{name} {spec.content_weight:g}"
-            for name, spec in _PRESETS["cpu"].items()
-            if spec.method == GATYS
+        + "; ".join(
+            ", ".join(
+                f"{name} {spec.content_weight:g}"
+                for name, spec in _PRESETS[kind].items()
+                if spec.method == GATYS
+            )
+            + f" on a {kind.upper()}"
+            for kind in _PRESETS
         )
-        + " on a CPU)",
+        + ")",
     )
     style_weight: float = _opt(1.0, "weight of the style loss (style strength)")
     adaptive_weight: bool = _opt(
