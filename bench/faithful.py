@@ -41,6 +41,7 @@ from PIL import Image, ImageDraw
 from instant import PAINTINGS, REPO, SHARED, cpu_facts, rgb
 from run import Referee
 from styleshift import Options, StyleTransfer
+from styleshift.device import resolve_device
 from styleshift.image import resize_long_side, to_tensor
 from styleshift.metrics import Scorer
 from styleshift.options import FEEDFORWARD_ONLY, GATYS
@@ -106,7 +107,7 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
     scorer = Scorer(state, engine.device)
     shard, shards = args.shard
     for preset in args.presets:
-        config = label(preset, args.size, overrides, args.device)
+        config = label(preset, args.size, overrides, engine.device.type)
         extra = applying(preset, overrides)
         pairs = [
             (photo_name, painting_name)
@@ -283,7 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         rows = json.loads(args.out.read_text())["rows"]
         sets = dict(parse_set(s) for s in args.set)
-        configs = [label(p, args.size, sets, args.device) for p in args.presets]
+        device = resolve_device(args.device).type
+        configs = [label(p, args.size, sets, device) for p in args.presets]
         contact_sheet(rows, args.save_images, args.sheet, args.worst, configs)
     print(table(rows))
     return 0

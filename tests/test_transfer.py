@@ -202,8 +202,11 @@ def test_auto_precision_is_bfloat16_only_where_it_is_faster(monkeypatch, amx):
 def test_gpu_presets_are_at_least_as_large_as_cpu_ones():
     for preset in PRESETS:
         gpu = resolve_options(Options(preset=preset), torch.device("cuda"))
-        assert gpu.size == _PRESETS["gpu"][preset].size
+        spec = _PRESETS["gpu"][preset]
+        assert gpu.size == spec.size
         assert gpu.size >= _PRESETS["cpu"][preset].size
+        if spec.method == "gatys":  # the GPU's own start and weight, not the CPU's
+            assert (gpu.start_size, gpu.content_weight) == (spec.start_size, spec.content_weight)
 
 
 def test_explicit_values_override_the_preset():
