@@ -10,6 +10,7 @@ referee: the default objective at 512 px, float32, on the clipped 8-bit image).
     .venv/bin/python bench/schedule.py --pair 1 \\
         '{"multiscale": false, "iterations": [60], "precision": "float32"}' \\
         '{"multiscale": false, "iterations": [60], "precision": "bfloat16"}'
+    .venv/bin/python bench/schedule.py --target 0.1259 '{"iterations": [10, 10, 160]}'
 """
 
 from __future__ import annotations
@@ -30,6 +31,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("configs", nargs="+", help="JSON objects of Options fields")
     p.add_argument("--pair", type=int, default=0, help=f"0..{len(PAIRS) - 1} of bench/run.py's")
     p.add_argument("--every", type=int, default=10, help="report every N evaluations")
+    p.add_argument(
+        "--target",
+        type=float,
+        help="also report when the finest scale's loss first reached this (e.g. the "
+        "baseline's final loss from bench/run.py)",
+    )
     args = p.parse_args(argv)
     images = default_images_dir()
     content = find_image(images, PAIRS[args.pair][0], "content")
@@ -52,6 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(f"\n{config}\n  wall {wall:.1f} s, referee {final:.4f}, engine {result.loss:.4f}")
         print(f"  finest scale: {marks}", flush=True)
+        if args.target is not None:
+            reached = next((t for t in last if t.loss <= args.target), None)
+            print(
+                f"  reached {args.target:g} at evaluation {reached.step}, {reached.elapsed:.1f} s"
+                if reached
+                else f"  never reached {args.target:g}",
+                flush=True,
+            )
     return 0
 
 
