@@ -102,8 +102,9 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
         rows = json.loads(args.out.read_text())["rows"]
     done = {(r["config"], r["photo"], r["painting"]) for r in rows}
     overrides = dict(parse_set(s) for s in args.set)
-    state = load_state_dict(ensure_weights())
     engine = StyleTransfer(device=args.device)
+    # Moved once: every pair builds a referee from the same weights.
+    state = {k: v.to(engine.device) for k, v in load_state_dict(ensure_weights()).items()}
     scorer = Scorer(state, engine.device)
     shard, shards = args.shard
     for preset in args.presets:
