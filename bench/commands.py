@@ -74,7 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "runs": runs,
                 "load_average_at_start": load,
             }
-            rows = [r for r in rows if r["preset"] != preset] + [row]
+            kept = [r["preset"] for r in rows]
+            if preset in kept:
+                rows[kept.index(preset)] = row
+            else:
+                rows.append(row)
     print(
         f"`styleshift stylize` on {CONTENT.name} x {STYLE.name}, {facts['cpu']} "
         f"({facts['threads']} threads, ISA: {facts['isa']}, AMX used: {facts['amx']})\n\n"
