@@ -34,8 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--target",
         type=float,
-        help="also report when the finest scale's loss first reached this (e.g. the "
-        "baseline's final loss from bench/run.py)",
+        help="also report when the engine's loss at the finest scale (unclipped, in the "
+        "run's precision; the referee scores only the end) first reached this, e.g. the "
+        "baseline's final loss from bench/run.py",
     )
     args = p.parse_args(argv)
     images = default_images_dir()
