@@ -89,18 +89,23 @@ class Run:
         )
         self.sizes = scale_sizes(opts.size, opts.start_size, opts.multiscale)
         self.steps = iterations_for(opts.iterations, len(self.sizes))
+        overhead = tiles.pass_overhead(model)
         self.budget = (
             int(opts.max_memory * 2**30)
             if opts.max_memory is not None
             else tiles.default_budget(
-                *self._shape(self.sizes[-1]), tiles.available_memory(self.device), MEMORY_FRACTION
+                *self._shape(self.sizes[-1]),
+                tiles.available_memory(self.device),
+                MEMORY_FRACTION,
+                overhead,
             )
         )
         # Planned up front, so a budget too small for the output fails before any work.
         # Largest first, so that the error names the output's size.
-        self.plans = [tiles.plan(*self._shape(side), self.budget) for side in self.sizes[::-1]][
-            ::-1
-        ]
+        self.plans = [
+            tiles.plan(*self._shape(side), self.budget, overhead=overhead)
+            for side in self.sizes[::-1]
+        ][::-1]
         self.objective = Objective(
             model, opts, self.content, self.styles, terms, self.budget, self.device
         )

@@ -66,6 +66,7 @@ class Objective:
         self.styles = list(styles)
         self.terms = dict(terms)
         self.budget = budget
+        self.overhead = tiles.pass_overhead(model)
         self.device = device
         self.blend = normalised(opts.style_blend, len(self.styles))
         self.layer_weights = normalised(opts.style_layer_weights, len(opts.style_layers))
@@ -127,7 +128,7 @@ class Objective:
     def grams(self, image: Tensor) -> dict[str, Tensor]:
         """The style layers' Gram matrices of an image, in tiles if it needs them."""
         h, w = image.shape[-2:]
-        tile = tiles.plan(h, w, self.budget, optimise=False).tile
+        tile = tiles.plan(h, w, self.budget, optimise=False, overhead=self.overhead).tile
         layers = self.opts.style_layers
         if tile is not None:
             return tiles.grams(self.model, image, layers, tiles.grid(h, w, tile))

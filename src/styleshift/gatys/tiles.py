@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from .. import memory
 from ..errors import OptionError
-from ..vgg import stride
+from ..vgg import VGGFeatures, stride
 
 ALIGN = 16
 MARGIN = 64  # context on each side of a tile's interior, in pixels (a multiple of ALIGN)
@@ -43,6 +43,12 @@ PASS_BYTES_PER_PIXEL = 2900
 _VECTOR_BYTES = 3 * 4
 _STEADY_VECTORS = 14
 _CONTENT_BYTES = 512 * 4 // 64
+# In reduced precision a pass also holds copies of the network's weights in that precision,
+# whatever the crop's size: autocast's (kept for backward) and, with AMX, oneDNN's
+# reorders for the forward and the backward kernels. A 512 px run in 64 px tiles used
+# 0.224-0.252 GiB in bfloat16 with AMX against 0.15-0.18 in float32 without it: about
+# three copies of the weights' 25 MiB (docs/performance.md).
+REDUCED_WEIGHT_COPIES = 3
 HISTORY = 50  # L-BFGS curvature pairs kept when memory allows
 MIN_HISTORY = 5
 # The share of the budget the plan fills. The rest is for what the estimate leaves out:
@@ -140,14 +146,24 @@ def available_memory(device: torch.device) -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
-def plan(height: int, width: int, budget: int, *, optimise: bool = True) -> Plan:
+def pass_overhead(model: VGGFeatures) -> int:
+    """Bytes a pass of `model` holds beyond its share per pixel: none in float32, where
+    the kernels use the weights themselves (already resident)."""
+    if model.dtype == torch.float32:
+        return 0
+    parameters = sum(p.numel() for p in model.parameters())
+    return REDUCED_WEIGHT_COPIES * parameters * model.dtype.itemsize
+
+
+def plan(height: int, width: int, budget: int, *, optimise: bool = True, overhead: int = 0) -> Plan:
     """The largest tiles (or none) and L-BFGS history that keep a scale within `budget`
     bytes; raises OptionError if even the smallest tiles would not fit.
 
-    With `optimise` False only a forward pass is planned (style targets).
+    With `optimise` False only a forward pass is planned (style targets). `overhead`:
+    what every pass holds whatever its size (`pass_overhead`).
     """
     pixels = height * width
-    usable = int(budget * HEADROOM)
+    usable = int(budget * HEADROOM) - overhead
     history = 0
     if optimise:
         per_pair = 2 * pixels * _VECTOR_BYTES
@@ -165,7 +181,7 @@ def plan(height: int, width: int, budget: int, *, optimise: bool = True) -> Plan
             break
         history = MIN_HISTORY  # the curvature pairs give way before the tiles do
     if tile < MIN_TILE:
-        smallest = least_budget(height, width)
+        smallest = least_budget(height, width, overhead=overhead)
         raise OptionError(
             f"a memory budget of {budget / 2**30:.2f} GiB is too small for a {width}x{height} "
             f"image; allow at least {math.ceil(smallest / 2**28) / 4:.2f} GiB (--max-memory) "
@@ -174,16 +190,20 @@ def plan(height: int, width: int, budget: int, *, optimise: bool = True) -> Plan
     return Plan(tile, history)
 
 
-def least_budget(height: int, width: int, tile: int = MIN_TILE) -> int:
+def least_budget(height: int, width: int, tile: int = MIN_TILE, overhead: int = 0) -> int:
     """About the smallest budget that `plan` fits tiles of `tile` pixels into."""
     steady = height * width * (_VECTOR_BYTES * (_STEADY_VECTORS + 2 * MIN_HISTORY) + _CONTENT_BYTES)
-    return math.ceil(((tile + 2 * MARGIN) ** 2 * PASS_BYTES_PER_PIXEL + steady) / HEADROOM)
+    crop = (tile + 2 * MARGIN) ** 2 * PASS_BYTES_PER_PIXEL
+    return math.ceil((crop + steady + overhead) / HEADROOM)
 
 
-def default_budget(height: int, width: int, available: int, fraction: float) -> int:
+def default_budget(
+    height: int, width: int, available: int, fraction: float, overhead: int = 0
+) -> int:
     """`fraction` of the available memory, or more (up to three quarters of it) where the
     image would otherwise need tiles too small to be efficient."""
-    return max(int(fraction * available), min(least_budget(height, width, 512), available * 3 // 4))
+    least = least_budget(height, width, 512, overhead)
+    return max(int(fraction * available), min(least, available * 3 // 4))
 
 
 # -- the two passes ----------------------------------------------------------------------
