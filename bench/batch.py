@@ -33,7 +33,7 @@ import torch
 
 from styleshift import Options
 from styleshift.batch import plan, run_batch
-from styleshift.device import has_fast_bfloat16
+from styleshift.device import fast_bfloat16_unit
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("STYLESHIFT_SHARED", REPO.parent / "shared")) / "images"
@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     facts = {
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
-        "amx": has_fast_bfloat16(torch.device("cpu")),
+        "amx": fast_bfloat16_unit(torch.device("cpu")) == "AMX",
+        "bfloat16_unit": fast_bfloat16_unit(torch.device("cpu")),
         "isa": torch.backends.cpu.get_cpu_capability(),
         "onednn_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "precision": args.precision,

@@ -81,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows.append(row)
     print(
         f"`styleshift stylize` on {CONTENT.name} x {STYLE.name}, {facts['cpu']} "
-        f"({facts['threads']} threads, ISA: {facts['isa']}, AMX used: {facts['amx']})\n\n"
+        f"({facts['threads']} threads, ISA: {facts['isa']}, "
+        f"fast bfloat16: {facts.get('bfloat16_unit')})\n\n"
         "| preset | s (median) | runs |\n|---|---:|---|"
     )
     for r in rows:

@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from styleshift import Options, StyleTransfer
-from styleshift.device import has_fast_bfloat16
+from styleshift.device import fast_bfloat16_unit
 from styleshift.image import load_image, split_alpha
 from styleshift.metrics import Scorer
 from styleshift.weights import ensure_weights, load_state_dict
@@ -68,7 +68,8 @@ def cpu_facts() -> dict[str, Any]:
     )
     return {
         "cpu": model,
-        "amx": has_fast_bfloat16(torch.device("cpu")),
+        "amx": fast_bfloat16_unit(torch.device("cpu")) == "AMX",
+        "bfloat16_unit": fast_bfloat16_unit(torch.device("cpu")),
         "isa": torch.backends.cpu.get_cpu_capability(),
         "onednn_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "threads": torch.get_num_threads(),
@@ -133,7 +134,8 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     painting = square(rgb(SHARED / "style" / "vangogh_starry_night.jpg"), args.size)
     macs = conv_macs(engine, args.size)
     rows = []
-    precisions = ["float32", "bfloat16"] if has_fast_bfloat16(torch.device("cpu")) else ["float32"]
+    fast = fast_bfloat16_unit(torch.device("cpu")) is not None
+    precisions = ["float32", "bfloat16"] if fast else ["float32"]
     for precision in precisions:
         options = Options(preset="instant", size=args.size, precision=precision)
         engine.run(photo, painting, options)  # warm-up: loads the decoder, first-call costs
@@ -184,7 +186,8 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
 def speed_table(report: dict[str, Any], facts: dict[str, Any]) -> str:
     lines = [
         f"instant at {report['size']} x {report['size']} on {facts['cpu']} "
-        f"({facts['threads']} threads, AMX: {facts['amx']}, ISA: {facts['isa']})",
+        f"({facts['threads']} threads, fast bfloat16: {facts['bfloat16_unit']}, "
+        f"ISA: {facts['isa']})",
         "",
         "| precision | API s (median) | same painting again s | CLI s (median) | GMAC "
         "| peak GFLOP/s | floor s | API / floor |",

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 
 from styleshift import Options
-from styleshift.device import has_fast_bfloat16
+from styleshift.device import fast_bfloat16_unit
 from styleshift.losses import gram_matrix
 from styleshift.vgg import VGGFeatures
 from styleshift.weights import ensure_weights, load_state_dict
@@ -58,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     layers = (*options.content_layers, *options.style_layers)
     print(
         f"VGG-19 forward + backward at {width} x {height}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, AMX: {has_fast_bfloat16(torch.device('cpu'))}\n"
+        f"{torch.get_num_threads()} threads, "
+        f"fast bfloat16: {fast_bfloat16_unit(torch.device('cpu'))}\n"
     )
     print(
         "| precision | s / evaluation (median) | vs float32 | first two evaluations |\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from styleshift.device import resolve_device, resolve_precision
+from styleshift.device import fast_bfloat16_unit, resolve_device, resolve_precision
 from styleshift.errors import OptionError
 
 
@@ -37,23 +37,35 @@ def test_precision_names() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cap", "amx", "expected"),
+    ("cap", "amx", "avx512_bf16", "expected"),
     [
-        (None, True, "bfloat16"),
-        ("AVX2", True, "float32"),
-        ("avx512_core_amx", True, "bfloat16"),
-        ("ALL", True, "bfloat16"),
-        (None, False, "float32"),
+        (None, True, True, "AMX"),
+        ("AVX2", True, True, None),
+        ("avx512_core_amx", True, True, "AMX"),
+        ("ALL", True, True, "AMX"),
+        ("AVX512_CORE_BF16", True, True, "AVX512-BF16"),  # AMX capped, AVX512-BF16 left
+        ("AVX512_CORE", True, True, None),
+        (None, False, True, "AVX512-BF16"),  # AMD Zen 4 and later
+        ("AVX2", False, True, None),
+        (None, False, False, None),  # AVX2 laptops, older servers
     ],
 )
-def test_auto_precision_follows_amx_and_a_onednn_cap(
-    monkeypatch: pytest.MonkeyPatch, cap: str | None, amx: bool, expected: str
+def test_auto_precision_follows_the_bfloat16_units_and_a_onednn_cap(
+    monkeypatch: pytest.MonkeyPatch,
+    cap: str | None,
+    amx: bool,
+    avx512_bf16: bool,
+    expected: str | None,
 ) -> None:
-    # A cap below AMX makes this CPU stand in for an ordinary one, bfloat16 then being slow.
+    # A cap below them makes this CPU stand in for an ordinary one, bfloat16 being slow.
     monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     if cap is None:
         monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     else:
         monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
-    assert resolve_precision("auto", torch.device("cpu")) == expected
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    cpu = torch.device("cpu")
+    assert fast_bfloat16_unit(cpu) == expected
+    assert resolve_precision("auto", cpu) == ("float32" if expected is None else "bfloat16")
+    assert fast_bfloat16_unit(torch.device("cuda")) is None

@@ -190,10 +190,14 @@ def test_preset_fills_in_size_iterations_start_weight_and_learning_rate(preset):
     assert resolve_options(Options(preset=preset, optimizer="adam"), CPU).learning_rate == 0.02
 
 
-@pytest.mark.parametrize("amx", [True, False])
-def test_auto_precision_is_bfloat16_only_where_it_is_faster(monkeypatch, amx):
+@pytest.mark.parametrize(("amx", "avx512_bf16"), [(True, True), (False, True), (False, False)])
+def test_auto_precision_is_bfloat16_only_where_it_is_faster(monkeypatch, amx, avx512_bf16):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
-    assert resolve_options(Options(), CPU).precision == ("bfloat16" if amx else "float32")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    fast = amx or avx512_bf16
+    assert resolve_options(Options(), CPU).precision == ("bfloat16" if fast else "float32")
     assert resolve_options(Options(precision="float32"), CPU).precision == "float32"
     assert resolve_options(Options(precision="bfloat16"), CPU).precision == "bfloat16"
     assert resolve_options(Options(), torch.device("cuda")).precision == "float32"

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .device import has_fast_bfloat16
+from .device import fast_bfloat16_unit
 from .errors import OutputError
 from .evaluate import Evaluation, evaluate_image
 from .image import load_image, save_image, split_alpha
@@ -76,7 +76,7 @@ def machine(engine: StyleTransfer) -> dict[str, str]:
         "python": platform.python_version(),
         "system": platform.platform(),
         "cpu": f"{cpu} ({os.cpu_count()} logical cores, {torch.get_num_threads()} threads)",
-        "AMX (fast bfloat16)": "yes" if has_fast_bfloat16(torch.device("cpu")) else "no",
+        "fast bfloat16": fast_bfloat16_unit(torch.device("cpu")) or "no",
         "device": str(engine.device),
     }
 

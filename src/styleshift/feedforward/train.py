@@ -90,7 +90,7 @@ class TrainSettings:
     validation_size: int = _field(256, "long side of the validation images in pixels")
     device: Device = _field("auto", "where to train: auto picks CUDA, then MPS, then CPU")
     precision: Precision = _field(
-        "auto", "bfloat16 autocast where it pays (CPUs with AMX), else float32"
+        "auto", "bfloat16 autocast where it pays (CPUs with AMX or AVX512-BF16), else float32"
     )
     float16_model: bool = _field(True, "store the model in float16 (half the size)")
 
