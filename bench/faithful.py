@@ -107,6 +107,7 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
     state = {k: v.to(engine.device) for k, v in load_state_dict(ensure_weights()).items()}
     scorer = Scorer(state, engine.device)
     shard, shards = args.shard
+    machine = cpu_facts()
     for preset in args.presets:
         config = label(preset, args.size, overrides, engine.device.type)
         extra = applying(preset, overrides)
@@ -138,6 +139,10 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
                     "content_similarity": scores.content_similarity,
                     "style_loss_reduction": reduction,
                     "gram_reduction": scores.style_reduction,
+                    # Rows from session 15 on say where they ran; earlier CPU rows ran on
+                    # the Intel Xeon with AMX, in bfloat16.
+                    "cpu": machine["cpu"],
+                    "bfloat16_unit": machine["bfloat16_unit"],
                 }
             )
             if args.save_images is not None:
