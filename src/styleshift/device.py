@@ -35,7 +35,7 @@ def resolve_device(name: str) -> torch.device:
 def fast_bfloat16_unit(device: torch.device) -> str | None:
     """What makes the network faster in bfloat16 than in float32 here, or None: AMX
     (Intel Sapphire Rapids and later: 0.49x the time of float32) or AVX512-BF16 (AMD Zen 4
-    and later, Intel Cooper Lake: 0.62x on an AMD EPYC), measured in docs/performance.md.
+    and later, Intel Cooper Lake: 0.60x on an AMD EPYC), measured in docs/performance.md.
     Elsewhere bfloat16 runs emulated, slower than float32."""
     if device.type != "cpu":
         # On an H200, VGG-19 forward and backward ran no faster in bfloat16 than in float32
