@@ -111,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(cell(preset, size, mode, args.images, args.precision))
                 r = rows[-1]
                 print(f"{preset} {size} {mode}: {r['per_minute']:.1f}/min", file=sys.stderr)
+    unit = fast_bfloat16_unit(torch.device("cpu"))
     facts = {
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
-        "amx": fast_bfloat16_unit(torch.device("cpu")) == "AMX",
-        "bfloat16_unit": fast_bfloat16_unit(torch.device("cpu")),
+        "amx": unit == "AMX",
+        "bfloat16_unit": unit,
         "isa": torch.backends.cpu.get_cpu_capability(),
         "onednn_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "precision": args.precision,

@@ -66,10 +66,11 @@ def cpu_facts() -> dict[str, Any]:
         ),
         platform.processor(),
     )
+    unit = fast_bfloat16_unit(torch.device("cpu"))
     return {
         "cpu": model,
-        "amx": fast_bfloat16_unit(torch.device("cpu")) == "AMX",
-        "bfloat16_unit": fast_bfloat16_unit(torch.device("cpu")),
+        "amx": unit == "AMX",
+        "bfloat16_unit": unit,
         "isa": torch.backends.cpu.get_cpu_capability(),
         "onednn_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "threads": torch.get_num_threads(),

@@ -24,7 +24,7 @@ CPU = torch.device("cpu")
 
 def _least_budget(engine: StyleTransfer, height: int, width: int) -> float:
     """Just above the least budget (GiB) that the plan accepts for a run at this size in
-    the run's own precision (bfloat16 where the CPU has AMX): 64 px tiles, the smallest."""
+    the run's own precision (bfloat16 where the CPU has AMX or AVX512-BF16): 64 px tiles."""
     reduced = resolve_precision("auto", CPU) == "bfloat16"
     layers = (*Options().content_layers, *Options().style_layers)
     model = VGGFeatures(engine._state, layers, dtype=torch.bfloat16 if reduced else torch.float32)
