@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
 from instant import PAINTINGS, REPO, SHARED, cpu_facts, rgb
@@ -108,8 +109,11 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
     scorer = Scorer(state, engine.device)
     shard, shards = args.shard
     machine = cpu_facts()
+    device_name = (
+        torch.cuda.get_device_name(engine.device) if engine.device.type == "cuda" else "cpu"
+    )
     for preset in args.presets:
-        config = label(preset, args.size, overrides, engine.device.type)
+        config = args.label or label(preset, args.size, overrides, engine.device.type)
         extra = applying(preset, overrides)
         pairs = [
             (photo_name, painting_name)
@@ -143,6 +147,7 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
                     # the Intel Xeon with AMX, in bfloat16.
                     "cpu": machine["cpu"],
                     "bfloat16_unit": machine["bfloat16_unit"],
+                    "device": device_name,
                 }
             )
             if args.save_images is not None:
@@ -282,7 +287,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run only the --worst pairs of an earlier configuration in --out: where a change "
         "meets the 10th percentile is decided among them",
     )
+    parser.add_argument(
+        "--label",
+        default=None,
+        help="file the rows under this configuration instead of the one the options name: "
+        "the same configuration run elsewhere (--device cuda --presets balanced --label high "
+        "runs the CPU's high schedule on a GPU) resumes and joins its rows",
+    )
     args = parser.parse_args(argv)
+    if args.label is not None and len(args.presets) != 1:
+        parser.error("--label names the rows of one preset: give --presets one name")
     if args.sheet is None:
         rows = run_grid(args)
     elif args.save_images is None:

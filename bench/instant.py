@@ -74,6 +74,8 @@ def cpu_facts() -> dict[str, Any]:
         "isa": torch.backends.cpu.get_cpu_capability(),
         "onednn_cap": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "threads": torch.get_num_threads(),
+        # Where the commands pick a GPU (--device auto), the figures are the GPU's.
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch": torch.__version__,
         "load_average_at_start": os.getloadavg()[0],
     }
