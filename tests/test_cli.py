@@ -183,6 +183,19 @@ def test_existing_output_is_refused_before_any_work(tmp_path, images, no_engine)
     assert out == ""
 
 
+def test_a_photo_too_narrow_for_the_size_is_one_line_naming_the_least_size(
+    tmp_path, images, weights_file
+):
+    strip = tmp_path / "strip.png"
+    Image.open(_content(images)).resize((800, 16)).save(strip)
+    output = tmp_path / "out.png"
+    code, _, err = _call(["stylize", str(strip), _style(images), "-o", str(output),
+                          "--size", "400", "--iterations", "1"])  # fmt: skip
+    assert code == 2
+    assert "too narrow" in _error_line(err) and "--size 800 or more" in err
+    assert not output.exists()
+
+
 def test_overwrite_replaces_the_output(tmp_path, images, weights_file):
     output = tmp_path / "out.png"
     Image.new("RGB", (5, 5), "red").save(output)

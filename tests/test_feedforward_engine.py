@@ -156,6 +156,18 @@ def test_alpha_is_kept_and_style_scale_changes_the_strokes(
     assert not np.array_equal(np.asarray(small.image), np.asarray(out.convert("RGB")))
 
 
+def test_narrow_photos_and_paintings_are_stylised(
+    engine: StyleTransfer, photo: Image.Image, painting: Image.Image
+) -> None:
+    # 2 and 6 px across: under the encoder's stride, and the painting under any level's.
+    thin = engine.run(photo.resize((300, 5)), painting, Options(preset="instant", size=128))
+    assert thin.image.size == (128, 2)
+    strip = painting.resize((900, 6))
+    out = engine.run(photo, strip, Options(preset="instant", size=SIZE)).image
+    assert out.size == (SIZE, 128)
+    assert not np.array_equal(np.asarray(out), np.asarray(photo.resize(out.size)))
+
+
 def test_progress_reports_three_steps_and_the_picture(
     engine: StyleTransfer, photo: Image.Image, painting: Image.Image
 ) -> None:

@@ -527,6 +527,22 @@ def test_scaled_size_examples() -> None:
             im.scaled_size(*bad)
 
 
+@given(
+    w=st.integers(1, 20000),
+    h=st.integers(1, 20000),
+    long_side=st.integers(1, 5000),
+    short_side=st.integers(1, 64),
+)
+def test_long_side_for_gives_the_least_side_that_is_wide_enough(
+    w: int, h: int, long_side: int, short_side: int
+) -> None:
+    side = im.long_side_for((w, h), long_side, short_side)
+    assert side >= long_side
+    assert min(im.scaled_size((w, h), side)) >= short_side
+    if side > long_side:  # enlarged only as far as the aspect ratio needs
+        assert min(w, h) * (side - 1) / max(w, h) < short_side
+
+
 def test_resize_long_side(images: Path) -> None:
     photo = im.load_image(images / "content/tubingen.jpg")
     small = im.resize_long_side(photo, 256)

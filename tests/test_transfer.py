@@ -901,6 +901,26 @@ def test_a_smaller_style_scale_paints_finer_strokes(engine: StyleTransfer, image
     assert _spectral_centroid(fine) > 1.15 * _spectral_centroid(coarse)
 
 
+def test_a_panorama_starts_at_the_first_scale_it_fits_and_a_strip_is_refused(
+    engine: StyleTransfer, images: Path
+) -> None:
+    photo = load_image(_content(images)).resize((600, 60))
+    sizes: set[tuple[int, int]] = set()
+    opts = Options(size=256, start_size=64, iterations=(2,))
+    out = engine.run(photo, _starry(images), opts, callback=lambda p: sizes.add(p.size))
+    # At 64, 91 and 128 px it would be under the 16 px that VGG-19's four poolings need.
+    assert sizes == {(181, 18), (256, 26)}
+    assert out.image.size == (256, 26)
+    with pytest.raises(OptionError, match=r"too narrow for a 128 px picture.*--size 160 or more"):
+        engine.run(photo, _starry(images), replace(opts, size=128))
+
+
+def test_a_narrow_painting_still_gives_its_style(engine: StyleTransfer, images: Path) -> None:
+    strip = load_image(_starry(images)).resize((900, 12))
+    out = engine.run(_content(images), strip, Options(size=64, multiscale=False, iterations=(5,)))
+    assert out.image.size == (64, 48) and math.isfinite(out.loss)
+
+
 def test_init_path_is_the_start_image(engine: StyleTransfer, images: Path, tmp_path: Path) -> None:
     start = tmp_path / "start.png"
     Image.new("RGB", (200, 150), (40, 200, 90)).save(start)

@@ -438,6 +438,13 @@ def scaled_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
     return max(1, round(width * long_side / height)), long_side
 
 
+def long_side_for(size: tuple[int, int], long_side: int, short_side: int) -> int:
+    """The long side at which an image of ``(width, height)`` is at least ``long_side``
+    long and at least ``short_side`` across: a network's pooling needs the second."""
+    longer, shorter = max(size), min(size)
+    return max(long_side, -(-short_side * longer // shorter))
+
+
 def resize_long_side(img: Image.Image, long_side: int) -> Image.Image:
     """Resize with Lanczos so the longer side is ``long_side``; always returns a new image."""
     target = scaled_size(img.size, long_side)

@@ -75,6 +75,8 @@ class VGGFeatures(nn.Module):
             raise OptionError(f"unknown pooling '{pooling}'; use 'avg' or 'max'")
         self.layers = check_layers(layers, "layers")
         deepest = max(LAYERS.index(n) for n in self.layers)
+        # The least side an input may have: each pooling halves it, down to one pixel.
+        self.min_side = stride(LAYERS[deepest])
         wanted = set(self.layers)
         modules: dict[str, nn.Module] = {}
         # oneDNN's reduced-precision kernels want channels-last (24% faster in bfloat16

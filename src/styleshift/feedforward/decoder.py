@@ -153,11 +153,12 @@ def load_model(path: Path, *, sha256: str | None = None) -> tuple[Decoder, Model
     return decoder, info
 
 
-def pad_to_multiple(image: Tensor, multiple: int) -> Tensor:
+def pad_to_multiple(image: Tensor, multiple: int, minimum: int = 0) -> Tensor:
     """Reflect-pad the bottom and right so both sides divide by `multiple` (the encoder's
-    stride), so that the decoder gives back exactly the input's size after cropping."""
+    stride) and are at least `minimum`, so that the decoder gives back exactly the
+    input's size after cropping."""
     h, w = image.shape[-2:]
-    pad_h, pad_w = -h % multiple, -w % multiple
+    pad_h, pad_w = (max(minimum, side + -side % multiple) - side for side in (h, w))
     if not pad_h and not pad_w:
         return image
     mode = "reflect" if pad_h < h and pad_w < w else "replicate"

@@ -22,11 +22,19 @@ from torch import Tensor
 
 from .. import color
 from ..errors import InputError
-from ..image import ImageLike, as_image, resize_long_side, split_alpha, to_image, to_tensor
+from ..image import (
+    ImageLike,
+    as_image,
+    long_side_for,
+    resize_long_side,
+    split_alpha,
+    to_image,
+    to_tensor,
+)
 from ..options import Options, normalised
 from ..results import Progress, ProgressFn, Result, ScaleReport
 from ..vgg import VGGFeatures, stride
-from .decoder import Decoder, ModelInfo, load_model, pad_to_multiple
+from .decoder import LEVELS, Decoder, ModelInfo, load_model, pad_to_multiple
 from .transforms import stylise_features
 
 # The decoders shipped inside the package (docs/model-card.md) and their sha256, checked
@@ -48,6 +56,8 @@ def shipped_model(level: str = "relu4_1") -> Path:
 
 
 STYLE_CACHE = 8  # paintings x levels whose features are kept
+# The least side of a painting: what every decoder level encodes to two feature pixels.
+MIN_SIDE = 2 * stride(LEVELS[-1])
 
 
 class FeedForward:
@@ -159,7 +169,8 @@ class FeedForward:
 def _encode(encoder: VGGFeatures, image: Tensor, device: torch.device) -> Tensor:
     """(C, h, w) features of one image, padded so the decoder gives back its size."""
     (level,) = encoder.layers
-    padded = pad_to_multiple(image.to(device), stride(level))
+    # Two feature pixels at least: the decoder's first reflection padding needs them.
+    padded = pad_to_multiple(image.to(device), stride(level), minimum=2 * stride(level))
     features: Tensor = encoder(padded)[level]
     return features[0]
 
@@ -169,8 +180,10 @@ def prepare(
 ) -> tuple[Tensor, list[Tensor]]:
     """Content and style tensors at their sizes, with the colour mode applied."""
     c = to_tensor(resize_long_side(content, size))
-    side = max(16, round(size * style_scale))
-    s = [to_tensor(resize_long_side(style, side)) for style in styles]
+    side = round(size * style_scale)
+    # Their statistics do not depend on the size, so a narrow painting is enlarged
+    # rather than padded.
+    s = [to_tensor(resize_long_side(p, long_side_for(p.size, side, MIN_SIDE))) for p in styles]
     if mode == "histogram":
         s = [color.match_color(x, c) for x in s]
     elif mode == "luminance":

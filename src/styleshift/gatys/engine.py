@@ -20,7 +20,7 @@ from torch import Tensor
 from .. import color, memory
 from ..errors import OptionError
 from ..feedforward.engine import FeedForward, finish, prepare
-from ..image import ImageLike, as_image, scaled_size, split_alpha, to_tensor
+from ..image import ImageLike, as_image, long_side_for, scaled_size, split_alpha, to_tensor
 from ..options import DEFAULT_TRANSFORM, MEMORY_FRACTION, Options
 from ..results import ExtraTerm, Interrupted, Progress, ProgressFn, Result, ScaleReport
 from ..vgg import VGGFeatures
@@ -89,6 +89,7 @@ class Run:
         )
         self.sizes = scale_sizes(opts.size, opts.start_size, opts.multiscale)
         self.steps = iterations_for(opts.iterations, len(self.sizes))
+        self._drop_narrow_scales(model.min_side)
         overhead = tiles.pass_overhead(model)
         self.budget = (
             int(opts.max_memory * 2**30)
@@ -137,6 +138,21 @@ class Run:
     def _shape(self, long_side: int) -> tuple[int, int]:
         width, height = scaled_size(self.content.size, long_side)
         return height, width
+
+    def _drop_narrow_scales(self, min_side: int) -> None:
+        """Start at the first scale where the network can pool the photo (a panorama is
+        too thin for the coarsest ones); refuse an output too thin for it."""
+        fits = [min(self._shape(side)) >= min_side for side in self.sizes]
+        if not fits[-1]:
+            width, height = self.content.size
+            least = long_side_for(self.content.size, self.sizes[-1], min_side)
+            raise OptionError(
+                f"the content image ({width}x{height}) is too narrow for a {self.sizes[-1]} px "
+                f"picture: VGG-19 needs at least {min_side} px across; use --size {least} or "
+                "more, or crop it"
+            )
+        first = fits.index(True)
+        self.sizes, self.steps = self.sizes[first:], self.steps[first:]
 
     def _work(self, long_side: int, plan: tiles.Plan) -> float:
         height, width = self._shape(long_side)

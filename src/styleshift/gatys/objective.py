@@ -13,7 +13,7 @@ from PIL import Image
 from torch import Tensor
 
 from .. import color
-from ..image import resize_long_side, to_tensor
+from ..image import long_side_for, resize_long_side, to_tensor
 from ..losses import ContentLoss, RangeLoss, StyleLoss, TVLoss, gram_matrix, mix_grams, relative_mse
 from ..options import Options, normalised
 from ..results import ExtraTerm
@@ -86,7 +86,12 @@ class Objective:
         return color.luminance(c) if self.opts.preserve_color == "luminance" else c
 
     def _style_at(self, style: Image.Image, long_side: int, content: Tensor) -> Tensor:
-        s = self._tensor(style, max(16, round(long_side * self.opts.style_scale)))
+        # Gram matrices do not depend on the size, so a narrow painting is enlarged until
+        # the network can pool it.
+        side = long_side_for(
+            style.size, round(long_side * self.opts.style_scale), self.model.min_side
+        )
+        s = self._tensor(style, side)
         if self.opts.preserve_color == "histogram":
             return color.match_color(s, content)
         if self.opts.preserve_color == "luminance":
