@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 from instant import PAINTINGS, REPO, SHARED, cpu_facts, rgb
@@ -109,9 +108,7 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
     scorer = Scorer(state, engine.device)
     shard, shards = args.shard
     machine = cpu_facts()
-    device_name = (
-        torch.cuda.get_device_name(engine.device) if engine.device.type == "cuda" else "cpu"
-    )
+    device_name = machine["gpu"] if engine.device.type == "cuda" else engine.device.type
     for preset in args.presets:
         config = args.label or label(preset, args.size, overrides, engine.device.type)
         extra = applying(preset, overrides)
@@ -305,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = json.loads(args.out.read_text())["rows"]
         sets = dict(parse_set(s) for s in args.set)
         device = resolve_device(args.device).type
-        configs = [label(p, args.size, sets, device) for p in args.presets]
+        configs = [args.label or label(p, args.size, sets, device) for p in args.presets]
         contact_sheet(rows, args.save_images, args.sheet, args.worst, configs)
     print(table(rows))
     return 0
