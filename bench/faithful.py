@@ -119,6 +119,8 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
         ]
         if args.worst_of is not None:
             pairs = worst_pairs(rows, args.worst_of, args.worst)
+        if args.pair:
+            pairs = args.pair
         for photo_name, painting_name in pairs[shard::shards]:
             if (config, photo_name, painting_name) in done:
                 continue
@@ -175,6 +177,13 @@ def shard_spec(text: str) -> tuple[int, int]:
     return int(k), int(n)
 
 
+def pair_spec(text: str) -> tuple[str, str]:
+    photo, _, painting = text.partition(":")
+    if photo not in PHOTOS or painting not in PAINTINGS:
+        raise argparse.ArgumentTypeError(f"'{text}' is not PHOTO:PAINTING of the grid")
+    return photo, painting
+
+
 def paintings_for(photo_index: int, count: int, rotate: bool) -> tuple[str, ...]:
     """The first `count` paintings, or with `rotate` `count` of them starting at the
     photo's own index, so that a partial grid still covers every painting."""
@@ -210,6 +219,42 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
             f"| {config} | {len(mine)} | {np.percentile(sim, 10):.3f} | {np.median(sim):.3f} | "
             f"{sim.min():.3f} ({Path(worst['photo']).stem} x {Path(worst['painting']).stem}) | "
             f"{np.percentile(red, 10):.1f}x | {np.median(red):.1f}x | {gram:.2f}x | {secs:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def estimate(rows: Sequence[dict[str, Any]], config: str, reference: str) -> str:
+    """The whole grid of a partly run `config`, its missing pairs counted at `reference`'s
+    scores shifted by what `config` changed on the pairs both ran with the same painting:
+    the median change, then the worst one seen (a bound for the unrun pairs only if no
+    pair moves further than any that ran)."""
+    mine = {(r["photo"], r["painting"]): r for r in rows if r["config"] == config}
+    ref = {(r["photo"], r["painting"]): r for r in rows if r["config"] == reference}
+    if not mine or not ref:
+        sys.exit(f"no rows of configuration '{config if not mine else reference}' in --out")
+    missing = [pair for pair in ref if pair not in mine]
+    shifts: dict[str, tuple[list[float], list[float]]] = {}
+    for pair in mine.keys() & ref.keys():
+        sim, red = shifts.setdefault(pair[1], ([], []))
+        sim.append(mine[pair]["content_similarity"] - ref[pair]["content_similarity"])
+        red.append(mine[pair]["style_loss_reduction"] / ref[pair]["style_loss_reduction"])
+    unseen = sorted({painting for _, painting in missing} - shifts.keys())
+    if unseen or not missing:
+        sys.exit(
+            f"cannot estimate '{config}' from '{reference}': "
+            + (f"no pair of {unseen} ran in both" if unseen else "nothing is missing")
+        )
+    lines = [f"{config}: {len(mine)} pairs run, {len(missing)} counted at {reference}'s scores"]
+    for name, pick in (("median change", np.median), ("worst change", np.min)):
+        sim = [r["content_similarity"] for r in mine.values()] + [
+            ref[p]["content_similarity"] + float(pick(shifts[p[1]][0])) for p in missing
+        ]
+        red = [r["style_loss_reduction"] for r in mine.values()] + [
+            ref[p]["style_loss_reduction"] * float(pick(shifts[p[1]][1])) for p in missing
+        ]
+        lines.append(
+            f"  {name} per painting: content similarity p10 {np.percentile(sim, 10):.3f}, "
+            f"style-loss reduction median {np.median(red):.1f}x"
         )
     return "\n".join(lines)
 
@@ -285,6 +330,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "meets the 10th percentile is decided among them",
     )
     parser.add_argument(
+        "--pair",
+        type=pair_spec,
+        action="append",
+        default=[],
+        metavar="PHOTO:PAINTING",
+        help="run only these pairs, in this order (the grid's names, as in --out)",
+    )
+    parser.add_argument(
+        "--estimate",
+        nargs=2,
+        metavar=("CONFIG", "REFERENCE"),
+        default=None,
+        help="run nothing: the whole grid of a partly run CONFIG, its missing pairs at "
+        "REFERENCE's scores shifted per painting by the median and the worst change seen",
+    )
+    parser.add_argument(
         "--label",
         default=None,
         help="file the rows under this configuration instead of the one the options name: "
@@ -294,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.label is not None and len(args.presets) != 1:
         parser.error("--label names the rows of one preset: give --presets one name")
+    if args.estimate is not None:
+        print(estimate(json.loads(args.out.read_text())["rows"], *args.estimate))
+        return 0
     if args.sheet is None:
         rows = run_grid(args)
     elif args.save_images is None:
