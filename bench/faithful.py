@@ -355,6 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.label is not None and len(args.presets) != 1:
         parser.error("--label names the rows of one preset: give --presets one name")
+    if args.pair and args.worst_of is not None:
+        parser.error("--pair and --worst-of both choose the pairs: give one")
     if args.estimate is not None:
         print(estimate(json.loads(args.out.read_text())["rows"], *args.estimate))
         return 0
