@@ -92,8 +92,8 @@ def test_manifests_pair_explicitly_and_carry_options(
     bad.write_text(
         json.dumps({"content": "photos/kodim23_parrots.png", "options": {"strenght": 1}})
     )
-    with pytest.raises(InputError, match="did you mean 'strength'"):
-        plan([bad], styles)
+    (job,) = plan([bad], styles)  # a bad row fails alone, when the batch runs
+    assert job.error == "bad.jsonl row 1: unknown option 'strenght'; did you mean 'strength'?"
 
 
 def test_two_workers_resume_and_a_bad_file_fails_alone(
@@ -202,3 +202,107 @@ def test_a_moved_input_folder_still_resumes(
     moved = photos.rename(tmp_path / "moved")
     again = list(run_batch(plan([moved / "city"], styles[:1], options), out, workers=1))
     assert [r.status for r in again] == ["skipped"]  # the same bytes, the same output
+
+
+def test_bad_rows_fail_alone_in_one_line_and_the_rest_runs(
+    photos: Path, styles: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    style = str(styles[0])
+    jsonl = tmp_path / "jobs.jsonl"
+    rows = [
+        json.dumps({"content": "photos/kodim23_parrots.png", "styles": style, "output": "one.png"}),
+        '{"content": "photos/kodim23_parrots.png", "styles": [3]}',
+        "{not json",
+        "[1, 2]",
+        json.dumps(
+            {"content": "photos/kodim21_lighthouse.png", "styles": style, "output": "x.txt"}
+        ),
+    ]
+    jsonl.write_text("\n".join(rows) + "\n")
+    csv_file = tmp_path / "jobs.csv"
+    csv_file.write_text(
+        "content,styles,output,options\n"
+        f"photos/kodim23_parrots.png,{style},two.png,{{strength: 1}}\n"
+        f"photos/kodim21_lighthouse.png,{style},three.png,\n"
+    )
+    out = tmp_path / "out"
+    argv = ["batch", str(jsonl), str(csv_file), "-o", str(out), "--workers", "1", *INSTANT]
+    assert main(argv) == 5
+    err = capsys.readouterr().err
+    failures = [line for line in err.splitlines() if "failed:" in line]
+    assert len(failures) == 5 and "Traceback" not in err
+    assert "jobs.jsonl row 2: styles must be a list of paths" in err
+    assert "jobs.jsonl row 3: the line is not JSON" in err
+    assert "jobs.jsonl row 4: the line is not a JSON object" in err
+    assert "jobs.jsonl row 5: output 'x.txt' needs a picture's extension" in err
+    assert "jobs.csv row 1: options are not a JSON object" in err
+    # A style given as text is one path (';' between several, as in CSV), not letters.
+    assert sorted(p.name for p in out.glob("*.png")) == ["one.png", "three.png"]
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]
+
+
+def test_outputs_stay_inside_the_output_folder(
+    photos: Path, styles: list[Path], tmp_path: Path
+) -> None:
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    (outside / "keep.png").write_bytes(b"mine")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "link").symlink_to(outside, target_is_directory=True)
+    (out / "file-link.png").symlink_to(outside / "keep.png")
+    jsonl = tmp_path / "jobs.jsonl"
+    outputs = ["../precious/keep.png", str(outside / "keep.png"), "link/keep.png",
+               "file-link.png", "link/new/deeper.png", "fine/ok.png"]  # fmt: skip
+    jsonl.write_text(
+        "\n".join(
+            json.dumps({"content": "photos/kodim23_parrots.png", "output": o}) for o in outputs
+        )
+    )
+    jobs = plan([jsonl], styles[:1], Options(preset="instant", size=64))
+    results = list(run_batch(jobs, out, workers=1, overwrite=True))
+    failed = [r for r in results if r.status == "failed"]
+    assert [str(r.job.output) for r in failed] == outputs[:5]
+    assert all("output folder" in str(r.error) for r in failed)
+    assert (outside / "keep.png").read_bytes() == b"mine"
+    assert sorted(p.name for p in outside.rglob("*")) == ["keep.png"]  # no folder made there
+    assert (out / "fine" / "ok.png").is_file()
+
+
+def test_a_full_disk_fails_the_item_in_one_line_and_leaves_no_temporary_file(
+    photos: Path, styles: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    real_open = open
+
+    def full(file: object, mode: str = "r", *args: object, **kwargs: object) -> object:
+        if "w" in mode and Path(str(file)).name.startswith(".styleshift-"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(file, mode, *args, **kwargs)  # type: ignore[call-overload]
+
+    jobs = plan([photos / "kodim23_parrots.png"], styles[:1], Options(preset="instant", size=64))
+    monkeypatch.setattr("builtins.open", full)
+    (result,) = run_batch(jobs, tmp_path / "out", workers=1)
+    monkeypatch.undo()
+    assert result.status == "failed"
+    assert str(result.error).startswith("no space left on device while writing")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [RESULTS]
+
+
+def test_outputs_carry_provenance_and_the_manifests_format(
+    photos: Path, styles: list[Path], tmp_path: Path
+) -> None:
+    from styleshift.image import read_metadata
+
+    jsonl = tmp_path / "jobs.jsonl"
+    jsonl.write_text(
+        json.dumps({"content": "photos/kodim23_parrots.png", "output": "p.png"}) + "\n"
+        + json.dumps({"content": "photos/kodim23_parrots.png", "output": "p.jpg"}) + "\n"
+    )  # fmt: skip
+    jobs = plan([jsonl], styles[:1], Options(preset="instant", size=64))
+    assert [r.status for r in run_batch(jobs, tmp_path / "out", workers=1)] == ["done"] * 2
+    facts = json.loads(read_metadata(tmp_path / "out" / "p.png")["styleshift"])
+    assert facts["styles"] == [str(styles[0])] and facts["options"]["preset"] == "instant"
+    with Image.open(tmp_path / "out" / "p.jpg") as im:
+        assert im.format == "JPEG"

@@ -447,7 +447,90 @@ def test_an_encoding_failure_leaves_no_output_and_no_temporary_file(
 
     monkeypatch.setattr(videoio, "_encode", full_disk)
     out = tmp_path / "out.mp4"
-    with pytest.raises(OutputError, match=r"could not write .*No space left"):
+    with pytest.raises(OutputError, match=r"no space left on device while writing .*out.mp4"):
         stylize_video(sintel, [style], out, INSTANT, engine=engine, duration=2 / 24)
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4.parts"]  # frames kept to resume
+
+
+def test_overwrite_never_deletes_a_users_work_folder_or_output_folder(
+    tmp_path, sintel, style, capsys
+):
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("three years of work")
+    base = ["video", str(sintel), str(style), "--preset", "instant", "--size", "64",
+            "--duration", str(2 / 24)]  # fmt: skip
+    argv = [*base, "-o", str(tmp_path / "out.mp4"), "--work-dir", str(precious), "--overwrite"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "not empty and not from styleshift" in err and len(err.strip().splitlines()) == 1
+    # A folder of frames as the output: --overwrite replaces only one styleshift wrote.
+    assert cli.main([*base, "-o", str(precious), "--overwrite"]) == 2
+    assert "not styleshift's frames" in capsys.readouterr().err
+    assert [p.name for p in precious.iterdir()] == ["thesis.txt"]
+    assert (precious / "thesis.txt").read_text() == "three years of work"
+    frames = tmp_path / "frames"
+    assert cli.main([*base, "-o", str(frames), "-q"]) == 0
+    assert cli.main([*base, "-o", str(frames), "-q", "--overwrite"]) == 0
+    assert sorted(p.name for p in frames.iterdir()) == ["frame_000001.png", "frame_000002.png"]
+
+
+def test_a_users_file_in_a_styleshift_work_folder_survives_overwrite(
+    tmp_path, sintel, clip, style, engine
+):
+    out, work = tmp_path / "out.mp4", tmp_path / "work"
+    with pytest.raises(KeyboardInterrupt):
+        stylize_video(sintel, [style], out, INSTANT, engine=engine, duration=3 / 24,
+                      work_dir=work, callback=_interrupt)  # fmt: skip
+    (work / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"not styleshift's \(notes.txt\)"):
+        stylize_video(clip, [style], out, INSTANT, engine=_no_engine, duration=3 / 24,
+                      work_dir=work, overwrite=True)  # fmt: skip
+    assert (work / "notes.txt").read_text() == "mine"
+    (work / "notes.txt").unlink()
+    stylize_video(clip, [style], out, INSTANT, engine=engine, duration=3 / 24, work_dir=work,
+                  overwrite=True)  # fmt: skip
+    assert not work.exists()  # emptied of styleshift's files, then removed
+
+
+def test_kill_9_then_resume_redoes_damaged_frames_and_loses_none(
+    tmp_path, clip, style, weights_file
+):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "out.mp4"
+    work = tmp_path / "out.mp4.parts"
+    frames = 36
+    argv = [sys.executable, "-m", "styleshift", "video", str(clip), str(style), "-o", str(out),
+            "--preset", "instant", "--size", "64", "--duration", str(frames / 24), "-q",
+            "--precision", "float32"]  # fmt: skip
+    env = dict(os.environ, STYLESHIFT_HOME=str(weights_file.parent))
+    proc = subprocess.Popen(argv, env=env)
+    deadline = time.monotonic() + 120
+    try:
+        while len(list(work.glob("frame_*.png"))) < 4:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no frames appeared within 120 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    made = sorted(work.glob("frame_*.png"))
+    assert 4 <= len(made) < frames and not out.exists()
+    # What a kill during a write that the filesystem did not order, or a full disk,
+    # leaves: the newest frame cut short, and a temporary file.
+    data = made[-1].read_bytes()
+    made[-1].write_bytes(data[: len(data) // 2])
+    (work / ".styleshift-abandoned.png").write_bytes(b"half")
+    done = subprocess.run([*argv, "--json"], env=env, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["resumed_from"] == len(made) - 1  # the damaged frame is redone
+    assert _streams(out)["frames"] == frames  # none lost, none twice
+    assert not work.exists()

@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import torch
+from PIL import Image
 
-from .errors import InputError, OutputError, StyleshiftError, one_line
-from .image import OUTPUT_FORMATS, publish_file
+from .errors import InputError, StyleshiftError, one_line
+from .files import inside, provenance, write_bytes, write_error
+from .image import OUTPUT_FORMATS, save_image
 from .options import Options
 from .transfer import StyleTransfer
 
@@ -51,6 +53,7 @@ class Job:
     output: Path  # relative to the output folder
     options: Options = field(default_factory=Options)
     kind: Kind = "image"
+    error: str | None = None  # a manifest row that cannot run: it fails alone, in one line
 
     def key(self) -> str:
         """What the result depends on (the inputs' bytes, not their paths, so a moved
@@ -112,57 +115,94 @@ def _output_name(content: Path, root: Path | None, styles: Sequence[Path], kind:
     return stem.parent / name
 
 
-def _manifest_rows(path: Path) -> list[dict[str, Any]]:
+def _manifest_rows(path: Path) -> list[tuple[dict[str, Any] | None, str | None]]:
+    """Each row of a manifest as the fields of a job, or None and why it cannot be read."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read the manifest {path}: {one_line(e)}") from None
+    rows: list[tuple[dict[str, Any] | None, str | None]] = []
     if path.suffix.lower() == ".csv":
-        rows: list[dict[str, Any]] = []
         for row in csv.DictReader(io.StringIO(text)):
-            styles = [s for s in (row.get("styles") or row.get("style") or "").split(";") if s]
-            options = json.loads(row["options"]) if row.get("options") else {}
-            rows.append({"content": row.get("content"), "styles": styles,
-                         "options": options, "output": row.get("output") or None})  # fmt: skip
-        return rows
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
             try:
-                rows.append(json.loads(line))
+                options = json.loads(row["options"]) if row.get("options") else {}
             except json.JSONDecodeError as e:
-                raise InputError(f"{path} line {number} is not JSON ({e.msg})") from None
+                rows.append((None, f"options are not a JSON object ({e.msg}); write them as "
+                                   '{"strength": 0.5}'))  # fmt: skip
+                continue
+            rows.append(({"content": row.get("content"), "styles": row.get("styles") or
+                          row.get("style") or "", "options": options,
+                          "output": row.get("output") or None}, None))  # fmt: skip
+        return rows
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            rows.append((None, f"the line is not JSON ({e.msg})"))
+            continue
+        rows.append((record, None) if isinstance(record, dict) else (None, "the line is not "
+                    'a JSON object such as {"content": "photo.jpg"}'))  # fmt: skip
     return rows
 
 
+def _row_styles(value: Any, base: Path) -> list[Path]:
+    """A row's styles: a list of paths, or text with ';' between paths (as in CSV)."""
+    if isinstance(value, str):
+        value = [s for s in value.split(";") if s.strip()]
+    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+        raise InputError('styles must be a list of paths, such as ["a.jpg", "b.jpg"]')
+    return [base / s.strip() for s in value]
+
+
+def _row_jobs(
+    row: dict[str, Any], base: Path, styles: Sequence[Path], options: Options
+) -> list[Job]:
+    if not row.get("content") or not isinstance(row["content"], str):
+        raise InputError("no content; give each row a content path")
+    content = base / row["content"]
+    kind = _kind(content)
+    if kind is None:
+        raise InputError(f"{content.name} is neither a picture nor a video")
+    own_styles = _row_styles(row.get("styles") or [], base)
+    row_styles = own_styles or list(styles)
+    if not row_styles:
+        raise InputError("no styles, and no --style was given")
+    given = row.get("options") or {}
+    if not isinstance(given, dict):
+        raise InputError("options must be a JSON object of stylize options")
+    row_options = Options.from_kwargs(
+        **(options.to_dict() | {k: tuple(v) if isinstance(v, list) else v
+                                for k, v in given.items()})
+    )  # fmt: skip
+    output = row.get("output")
+    if output is not None and not isinstance(output, str):
+        raise InputError("output must be a path relative to the output folder")
+    if output is not None and kind == "image" and Path(output).suffix.lower() not in OUTPUT_FORMATS:
+        raise InputError(
+            f"output '{output}' needs a picture's extension ({', '.join(sorted(OUTPUT_FORMATS))})"
+        )
+    groups = [row_styles] if own_styles else [[s] for s in row_styles]
+    return [
+        Job(content, tuple(group), Path(output or _output_name(content, None, group, kind)),
+            row_options, kind)
+        for group in groups
+    ]  # fmt: skip
+
+
 def _manifest_jobs(path: Path, styles: Sequence[Path], options: Options) -> list[Job]:
+    """The jobs of every row; a row that cannot run becomes one failed job, and the rest
+    of the batch goes on."""
     jobs = []
-    base = path.parent
-    for number, row in enumerate(_manifest_rows(path), 1):
+    for number, (row, error) in enumerate(_manifest_rows(path), 1):
         where = f"{path.name} row {number}"
-        if not isinstance(row, dict) or not row.get("content"):
-            raise InputError(f"{where} has no content; give each row a content path")
-        content = base / str(row["content"])
-        kind = _kind(content)
-        if kind is None:
-            raise InputError(f"{where}: {content.name} is neither a picture nor a video")
-        row_styles = [base / str(s) for s in row.get("styles") or []] or list(styles)
-        if not row_styles:
-            raise InputError(f"{where} has no styles, and no --style was given")
-        given = row.get("options") or {}
-        if not isinstance(given, dict):
-            raise InputError(f"{where}: options must be a JSON object of stylize options")
         try:
-            row_options = Options.from_kwargs(
-                **(options.to_dict() | {k: tuple(v) if isinstance(v, list) else v
-                                        for k, v in given.items()})
-            )  # fmt: skip
+            if row is None:
+                raise InputError(str(error))
+            jobs += _row_jobs(row, path.parent, styles, options)
         except StyleshiftError as e:
-            raise InputError(f"{where}: {e}") from None
-        groups = [row_styles] if row.get("styles") else [[s] for s in row_styles]
-        for group in groups:
-            output = row.get("output") or _output_name(content, None, group, kind)
-            jobs.append(Job(content, tuple(group), Path(output), row_options, kind))
+            jobs.append(Job(path, (), Path(where), error=f"{where}: {one_line(e)}"))
     return jobs
 
 
@@ -203,6 +243,8 @@ def plan(
                 jobs.append(Job(content, (style,), output, options, kind))
     outputs: dict[Path, Job] = {}
     for job in jobs:
+        if job.error is not None:
+            continue
         if job.output in outputs:
             raise InputError(
                 f"{outputs[job.output].content} and {job.content} would both be written to "
@@ -350,18 +392,24 @@ def default_workers() -> int:
 def _write(folder: Path, job: Job, outcome: Outcome, overwrite: bool) -> JobResult:
     if outcome.error is not None or outcome.data is None:
         return JobResult(job, "failed", outcome.seconds, outcome.device, error=outcome.error)
-    target = folder / job.output
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        dir=target.parent, prefix=f".{target.name}-", suffix=".tmp", delete=False
-    ) as f:
-        f.write(outcome.data)
-        f.flush()
-        os.fsync(f.fileno())
     try:
-        publish_file(f.name, target, overwrite=overwrite)
-    except (OSError, OutputError) as e:
-        os.unlink(f.name)
+        target = inside(folder, job.output)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if job.kind == "video":
+            write_bytes(target, outcome.data, overwrite=overwrite)
+        else:
+            # Re-encoded here in the output's own format, with the provenance that
+            # `stylize` writes too; workers send PNG, which loses nothing.
+            with Image.open(io.BytesIO(outcome.data)) as picture:
+                save_image(
+                    picture, target, overwrite=overwrite,
+                    metadata=provenance(str(job.content), [str(s) for s in job.styles],
+                                        job.options.to_dict()),
+                )  # fmt: skip
+    except OSError as e:
+        error = one_line(write_error(e, str(job.output)))
+        return JobResult(job, "failed", outcome.seconds, outcome.device, error=error)
+    except StyleshiftError as e:
         return JobResult(job, "failed", outcome.seconds, outcome.device, error=one_line(e))
     return JobResult(job, "done", outcome.seconds, outcome.device, outcome.loss)
 
@@ -370,7 +418,13 @@ def _todo(jobs: Sequence[Job], folder: Path, overwrite: bool) -> tuple[list[Job]
     done = finished(folder)
     todo, settled = [], []
     for job in jobs:
-        target = folder / job.output
+        try:
+            if job.error is not None:
+                raise InputError(job.error)
+            target = inside(folder, job.output)
+        except StyleshiftError as e:
+            settled.append(JobResult(job, "failed", error=one_line(e)))
+            continue
         if target.exists() and done.get(str(job.output)) == job.key():
             settled.append(JobResult(job, "skipped"))
         elif target.exists() and not overwrite:

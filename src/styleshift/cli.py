@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 from . import __version__, weights
 from .device import resolve_device, resolve_precision
 from .errors import OutputError, StyleshiftError
+from .files import provenance
 from .image import as_image, check_output_path, save_image, split_alpha
 from .metrics import Scorer
 from .options import FIELD_METHODS, PRESETS, Options, method_of, resolve_options, without_foreign
@@ -629,16 +630,7 @@ def _note(args: argparse.Namespace, message: str) -> None:
 
 def _save(result: Result, args: argparse.Namespace, path: Path, overwrite: bool) -> Path:
     rgb, alpha = split_alpha(result.image)
-    meta = {
-        "styleshift": json.dumps(
-            {
-                "version": __version__,
-                "content": str(args.content),
-                "styles": [str(s) for s in args.styles],
-                "options": result.options.to_dict(),
-            }
-        )
-    }
+    meta = provenance(str(args.content), [str(s) for s in args.styles], result.options.to_dict())
     return save_image(rgb, path, overwrite=overwrite, metadata=meta, alpha=alpha)
 
 
@@ -951,8 +943,8 @@ def _run_batch(args: argparse.Namespace) -> int:
             counts[result.status] += 1
             results.append(result)
             if result.status == "failed" and not args.quiet:
-                bar.write(f"styleshift: failed: {result.job.content} -> {result.job.output}: "
-                          f"{result.error}", file=sys.stderr)  # fmt: skip
+                what = "" if result.job.error else f"{result.job.content} -> {result.job.output}: "
+                bar.write(f"styleshift: failed: {what}{result.error}", file=sys.stderr)
             made = counts["done"] + counts["failed"]
             rate = made / max(time.monotonic() - start, 1e-9) * 60
             bar.set_postfix_str(f"done {counts['done']}, failed {counts['failed']}, skipped "

@@ -12,11 +12,9 @@ actually transparent and worth carrying through to the output.
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -28,6 +26,7 @@ import torch
 from PIL import Image, ImageCms, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import InputError, OutputError, one_line
+from .files import atomic_path, exists_error, quoted
 
 __all__ = [
     "ALPHA_FORMATS",
@@ -38,7 +37,6 @@ __all__ = [
     "as_image",
     "check_output_path",
     "load_image",
-    "publish_file",
     "read_metadata",
     "resize_long_side",
     "save_image",
@@ -90,26 +88,10 @@ _SAVE_OPTIONS: dict[str, dict[str, Any]] = {
     "BMP": {},
 }
 
-# Filesystems without hard links (FAT, some network and FUSE mounts) fail os.link with
-# one of these; the no-clobber save then falls back to check-and-replace.
-_NO_LINK_ERRNOS = frozenset(
-    code
-    for code in (
-        getattr(errno, name, None)
-        for name in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EMLINK", "EXDEV")
-    )
-    if code is not None
-)
-_NO_SPACE_ERRNOS = frozenset(
-    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None
-)
-
 _PILLOW_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
-def _q(name: str) -> str:
-    """Quote a file name for a message, escaping anything that would break the line."""
-    return f"'{name}'" if name.isprintable() else repr(name)
+_q = quoted
 
 
 def _formats_phrase() -> str:
@@ -500,40 +482,8 @@ def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) 
             "choose another location or change its permissions"
         )
     if not overwrite and os.path.lexists(p):
-        raise _exists_error(name)
+        raise exists_error(name)
     return p
-
-
-def _exists_error(name: str) -> OutputError:
-    return OutputError(
-        f"{_q(name)} already exists; choose another name or pass --overwrite to replace it"
-    )
-
-
-def _new_file_mode(path: Path) -> int:
-    # mkstemp makes 0600 files; give the result the mode an ordinary new file would get
-    # (or keep the mode of the file being replaced).
-    try:
-        return path.stat().st_mode & 0o7777
-    except OSError:
-        pass
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not possible everywhere (Windows), so best effort.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _validate_png_keys(metadata: Mapping[str, str]) -> None:
@@ -592,75 +542,14 @@ def save_image(
             info.add_itxt(key, str(value))
         options["pnginfo"] = info
 
-    mode = _new_file_mode(out)
-    tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".styleshift-", suffix=out.suffix, dir=out.parent)
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(out, overwrite=overwrite, name=name) as tmp, open(tmp, "wb") as f:
             to_save.save(f, format=fmt, **options)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        publish_file(tmp, out, overwrite=overwrite, name=name)
-        tmp = None
-    except OSError as e:
-        raise _write_error(e, name) from None
     except ValueError as e:  # Pillow reports some encoder failures this way
         raise OutputError(
             f"could not encode {_q(name)} as {fmt} ({one_line(e)}); try .png instead"
         ) from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
     return out
-
-
-def publish_file(tmp: str, out: Path, *, overwrite: bool = False, name: str | None = None) -> None:
-    """Move a finished temporary file (in the same folder) to ``out`` in one step.
-
-    Without ``overwrite`` an existing ``out`` is never replaced (OutputError), even one
-    that appears meanwhile; OSError is left to the caller, which knows what was written.
-    """
-    if overwrite:
-        os.replace(tmp, out)
-    else:
-        _publish_no_clobber(tmp, out, os.fspath(out) if name is None else name)
-    _fsync_dir(out.parent)
-
-
-def _publish_no_clobber(tmp: str, out: Path, name: str) -> None:
-    """Move ``tmp`` to ``out`` unless something already exists there."""
-    try:
-        # link() fails if the target exists, so a file created meanwhile is never lost.
-        os.link(tmp, out)
-    except FileExistsError:
-        raise _exists_error(name) from None
-    except OSError as e:
-        if e.errno not in _NO_LINK_ERRNOS:
-            raise
-        if os.path.lexists(out):
-            raise _exists_error(name) from None
-        os.replace(tmp, out)
-    else:
-        os.unlink(tmp)
-
-
-def _write_error(e: OSError, name: str) -> OutputError:
-    if e.errno in _NO_SPACE_ERRNOS:
-        return OutputError(
-            f"no space left on device while writing {_q(name)}; "
-            "free some space or choose another location"
-        )
-    if isinstance(e, PermissionError):
-        return OutputError(
-            f"cannot write {_q(name)}: permission denied; "
-            "choose another location or change its permissions"
-        )
-    return OutputError(
-        f"could not write {_q(name)}: {one_line(e.strerror or e)}; "
-        "choose another location or try again"
-    )
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:

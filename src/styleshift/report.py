@@ -8,13 +8,12 @@ import dataclasses
 import html
 import json
 import math
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .compare import Comparison, Run
-from .image import publish_file
+from .files import write_text
 
 # (heading, value, better): better is +1 where higher is better, -1 where lower is.
 Column = tuple[str, Callable[[Run], float | None], int]
@@ -140,21 +139,12 @@ def _table(runs: Sequence[Run]) -> str:
     )
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, prefix=f".{path.name}-", suffix=".tmp", delete=False,
-        encoding="utf-8",
-    ) as f:  # fmt: skip
-        f.write(text)
-    publish_file(f.name, path, overwrite=True)
-
-
 def write_report(comparison: Comparison, folder: Path, command: str = "") -> Path:
     """Writes folder/index.html and folder/results.json (every number, for scripts), both
     atomically, and the plots; returns the page's path."""
     runs = comparison.runs
     facts = dataclasses.asdict(comparison) | {"command": command}
-    _write_atomically(folder / "results.json", json.dumps(facts, indent=2) + "\n")
+    write_text(folder / "results.json", json.dumps(facts, indent=2) + "\n", overwrite=True)
     plots = []
     if runs:
         _tradeoff_plot(runs, folder / "tradeoff.svg")
@@ -201,5 +191,5 @@ def write_report(comparison: Comparison, folder: Path, command: str = "") -> Pat
         "</body></html>",
     ]
     page = folder / "index.html"
-    _write_atomically(page, "\n".join(p for p in parts if p))
+    write_text(page, "\n".join(p for p in parts if p), overwrite=True)
     return page

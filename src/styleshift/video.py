@@ -19,7 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -33,12 +33,22 @@ from PIL import Image
 from . import __version__, color
 from .device import resolve_device
 from .errors import InputError, OptionError, OutputError
+from .files import TEMP_PREFIX, remove_own, write_json
 from .flow import FramePair, pair
 from .image import ImageLike, as_image, as_list, save_image, scaled_size
 from .options import Options, resolve_options
 from .results import Progress, Result
 from .transfer import StyleTransfer
-from .videoio import VideoInfo, check_video_output, even_size, probe, read_frames, write_output
+from .videoio import (
+    FRAME_NAME,
+    VideoInfo,
+    check_video_output,
+    even_size,
+    frame_name,
+    probe,
+    read_frames,
+    write_output,
+)
 
 __all__ = [
     "FrameResult",
@@ -314,20 +324,44 @@ def _manifest(
 
 
 def _frame_path(work: Path, index: int) -> Path:
-    return work / f"frame_{index:06d}.png"
+    return work / frame_name(index)
+
+
+def _decodes(path: Path) -> bool:
+    """Whether a frame file decodes completely: a frame cut short (a kill during a write
+    on a filesystem that does not order it, a disk that filled) is redone on resume."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return True
+    except (OSError, ValueError, SyntaxError):  # Pillow's ways of saying 'damaged'
+        return False
 
 
 def _finished(work: Path, frames: int) -> int:
     done = 0
-    while done < frames and _frame_path(work, done + 1).is_file():
+    while done < frames and _decodes(_frame_path(work, done + 1)):
         done += 1
     return done
+
+
+WORK_FILES = (re.escape(MANIFEST), FRAME_NAME)
+
+
+def _remove_work(work: Path) -> None:
+    """Delete styleshift's own files from a work folder (never anything else, so a folder
+    the user pointed --work-dir at keeps their files), and the folder once empty."""
+    with contextlib.suppress(OSError):
+        remove_own(work, WORK_FILES)
 
 
 def _prepare_work_dir(
     work: Path, manifest: dict[str, Any], *, resume: bool, restart: bool, frames: int
 ) -> int:
-    """Make the work folder ready; return how many frames are already finished in it."""
+    """Make the work folder ready; return how many frames are already finished in it.
+
+    Only a folder that styleshift made (its manifest inside) is ever emptied, and then
+    only of styleshift's own files: --overwrite discards frames, never a user's folder."""
     found = work / MANIFEST
     if work.exists() and not work.is_dir():
         raise OutputError(f"work folder '{work}' is a file; remove it or pass --work-dir")
@@ -337,25 +371,36 @@ def _prepare_work_dir(
         except (OSError, ValueError):
             previous = None
         if previous == manifest:  # the same run: keep its frames, even with --overwrite
+            _remove_temporaries(work)
             return _finished(work, frames)
         if not restart:
             raise OutputError(
                 f"work folder '{work}' holds frames of a different input or options; pass "
                 "--overwrite to discard them, or --work-dir to use another folder"
             )
-    elif work.is_dir() and any(work.iterdir()) and not restart:
+    elif work.is_dir() and any(work.iterdir()):
         raise OutputError(
-            f"work folder '{work}' is not empty and not from styleshift; pass --work-dir"
+            f"work folder '{work}' is not empty and not from styleshift; give --work-dir a "
+            "new or empty folder (styleshift never deletes files it did not make)"
         )
     if resume and not restart:
         raise OutputError(f"nothing to resume in '{work}'; run without --resume to start")
     if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    tmp = work / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, found)
+        left = remove_own(work, WORK_FILES)
+        if left:
+            raise OutputError(
+                f"work folder '{work}' also holds files that are not styleshift's "
+                f"({left[0].name}); move them, or give --work-dir a new or empty folder"
+            )
+    work.mkdir(parents=True, exist_ok=True)
+    write_json(found, manifest, overwrite=True)
     return 0
+
+
+def _remove_temporaries(work: Path) -> None:
+    for leftover in work.glob(TEMP_PREFIX + "*"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
 
 
 def stylize_video(
@@ -429,8 +474,7 @@ def stylize_video(
     frames = [_frame_path(work, i) for i in range(1, info.frames + 1)]
     notes += write_output(frames, out, info, size, overwrite=overwrite)
     if not keep_work:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(work)
+        _remove_work(work)
     return VideoReport(
         output=out,
         frames=info.frames,

@@ -7,7 +7,6 @@ only when it does not. Outputs appear complete or not at all.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import os
@@ -26,7 +25,8 @@ import numpy as np
 from PIL import Image
 
 from .errors import InputError, OutputError, one_line
-from .image import INPUT_FORMATS, as_image, publish_file
+from .files import TEMP_PREFIX, atomic_path, fsync_dir, remove_own, write_error
+from .image import INPUT_FORMATS, as_image
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -277,19 +277,11 @@ def write_output(
     if not output.suffix:
         return _write_folder(frames, output, info, overwrite)
     fmt, codec, codec_options, audio_codec = _CONTAINERS[output.suffix.lower()]
-    fd, tmp = tempfile.mkstemp(prefix=".styleshift-", suffix=output.suffix, dir=output.parent)
-    os.close(fd)
     try:
-        notes = _encode(frames, Path(tmp), fmt, codec, codec_options, audio_codec, info, size)
-        publish_file(tmp, output, overwrite=overwrite)
-        tmp = ""
-    except (av.error.FFmpegError, OSError) as e:
+        with atomic_path(output, overwrite=overwrite) as tmp:
+            return _encode(frames, tmp, fmt, codec, codec_options, audio_codec, info, size)
+    except av.error.FFmpegError as e:
         raise OutputError(f"could not write {_q(output)}: {one_line(e)}") from None
-    finally:
-        if tmp:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    return notes
 
 
 def _encode(
@@ -404,27 +396,42 @@ def fmt_name(out: Any) -> str:
     return str(out.format.name).split(",")[0].upper()
 
 
+FRAME_NAME = r"frame_\d{6}\.png"
+
+
+def frame_name(index: int) -> str:
+    return f"frame_{index:06d}.png"
+
+
 def _write_folder(
     frames: Iterable[Path], output: Path, info: VideoInfo, overwrite: bool
 ) -> list[str]:
-    tmp = Path(tempfile.mkdtemp(prefix=".styleshift-", dir=output.parent))
+    """Frames written into a new folder beside `output`, which then takes its place. An
+    existing `output` is replaced only when it holds nothing but styleshift's frames: a
+    folder of the user's survives --overwrite."""
+    if os.path.lexists(output):
+        if not overwrite:
+            raise OutputError(
+                f"{_q(output)} already exists; choose another name or pass --overwrite"
+            )
+        if not output.is_dir() or any(
+            not re.fullmatch(FRAME_NAME, p.name) for p in output.iterdir()
+        ):
+            raise OutputError(
+                f"{_q(output)} holds files that are not styleshift's frames; --overwrite "
+                "replaces only a folder of frames it wrote: choose another output"
+            )
+    tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=output.parent))
     try:
         for index, file in enumerate(frames, start=1):
-            shutil.copyfile(file, tmp / f"frame_{index:06d}.png")
-        old: Path | None = None
+            shutil.copyfile(file, tmp / frame_name(index))
         if os.path.lexists(output):
-            if not overwrite:
-                raise OutputError(
-                    f"{_q(output)} already exists; choose another name or pass --overwrite"
-                )
-            old = Path(tempfile.mkdtemp(prefix=".styleshift-old-", dir=output.parent))
-            os.replace(output, old / "previous")
+            remove_own(output, [FRAME_NAME])
         os.replace(tmp, output)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        fsync_dir(output.parent)
     except OSError as e:
-        raise OutputError(f"could not write {_q(output)}: {one_line(e)}") from None
+        raise write_error(e, str(output)) from None
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_own(tmp, [FRAME_NAME])
     return ["a folder of frames has no audio"] if info.audio else []

@@ -34,8 +34,8 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from . import __version__
 from .errors import InputError, OptionError, StyleshiftError
+from .files import provenance, write_text
 from .image import INPUT_FORMATS, load_image, save_image, split_alpha
 from .jobs import Job, Update, follow
 from .options import (
@@ -234,21 +234,15 @@ class Stylist:
         folder = self.results / uuid.uuid4().hex
         folder.mkdir()
         stem = Path(_name(content)).stem or "image"
-        facts = {
-            "version": __version__,
-            "content": _name(content),
-            "styles": [_name(s) for s in styles if s],
-            "options": result.options.to_dict(),
-        }
-        rgb, alpha = split_alpha(result.image)
-        png = save_image(
-            rgb,
-            folder / f"{stem}-styled.png",
-            metadata={"styleshift": json.dumps(facts)},
-            alpha=alpha,
+        metadata = provenance(
+            _name(content), [_name(s) for s in styles if s], result.options.to_dict()
         )
-        options = folder / f"{stem}-styled.json"
-        options.write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
+        rgb, alpha = split_alpha(result.image)
+        png = save_image(rgb, folder / f"{stem}-styled.png", metadata=metadata, alpha=alpha)
+        options = write_text(
+            folder / f"{stem}-styled.json",
+            json.dumps(json.loads(metadata["styleshift"]), indent=2) + "\n",
+        )
         return Finished(png, options)
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError, OptionError, one_line
+from ..files import atomic_path
 from ..vgg import LAYERS, Pooling
 from ..weights import read_safetensors, sha256_file
 
@@ -98,15 +99,8 @@ def save_model(decoder: Decoder, info: ModelInfo, path: Path, *, half: bool = Fa
         **{f"x.{k}": v for k, v in info.extra.items()},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
+    with atomic_path(path, overwrite=True) as tmp:
         save_file(state, str(tmp), metadata=metadata)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # an ordinary file, not the writer's private 0600
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_model(path: Path, *, sha256: str | None = None) -> tuple[Decoder, ModelInfo]:

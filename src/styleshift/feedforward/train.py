@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from ..device import Device, Precision, resolve_device, resolve_precision
 from ..errors import InputError, OptionError
+from ..files import atomic_path
 from ..image import as_image, resize_long_side, to_tensor
 from ..losses import relative_mse
 from ..vgg import LAYERS, Pooling, VGGFeatures, stride
@@ -590,8 +591,7 @@ def _save_checkpoint(
     history: list[dict[str, float]],
     seconds: float,
 ) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
+    with atomic_path(path, overwrite=True) as tmp:
         torch.save(
             {
                 "format": CHECKPOINT_FORMAT,
@@ -604,9 +604,6 @@ def _save_checkpoint(
             },
             tmp,
         )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _load_checkpoint(path: Path, settings: TrainSettings, resume: bool | None) -> Any:
