@@ -195,6 +195,21 @@ def shared_items(shared: Path, work: Path) -> list[dict[str, str]]:
     return items
 
 
+def write_corpus(out: Path, items: list[dict[str, str]]) -> dict[str, int]:
+    """Copy each item's file ("path") to out/SPLIT/NAME and write out/manifest.json with
+    everything else about it and its SHA-256; returns the count of each split."""
+    manifest = []
+    for item in items:
+        target = out / item["split"] / item["name"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(item["path"], target)
+        record = {k: v for k, v in item.items() if k != "path"}
+        record.update(file=str(target.relative_to(out)), sha256=sha256(target))
+        manifest.append(record)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return {s: sum(r["split"] == s for r in manifest) for s in ("train", "val")}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder to write (train/, val/, manifest.json)")
@@ -207,22 +222,12 @@ def main() -> int:
         work = Path(tmp)
         debian = debian_photos(work)
         others = skimage_photos(work) + shared_items(args.shared, work)
-        manifest = []
         for index, item in enumerate(debian + others):
             held_out = Path(item["name"]).name in SKIMAGE_VALIDATION
             if item in debian:
                 held_out = index % VAL_EVERY == VAL_EVERY - 1
-            split = "val" if held_out else "train"
-            target = args.out / split / item["name"]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(item["path"], target)
-            record = {k: v for k, v in item.items() if k != "path"}
-            record.update(
-                split=split, file=str(target.relative_to(args.out)), sha256=sha256(target)
-            )
-            manifest.append(record)
-    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    counts = {s: sum(r["split"] == s for r in manifest) for s in ("train", "val")}
+            item["split"] = "val" if held_out else "train"
+        counts = write_corpus(args.out, debian + others)
     print(f"{args.out}: {counts['train']} training and {counts['val']} validation images")
     return 0
 
