@@ -130,6 +130,38 @@ def test_an_output_over_the_size_limit_is_refused(
         stylist.job(photo, [(painting, 1.0)], {"size": 512})
 
 
+@pytest.mark.parametrize(
+    ("form", "message"),
+    [
+        ({"style_scale": 3.0}, "style scale 3 is more than this server's limit of 2"),
+        ({"iterations": "5,2000"}, "2000 iterations is more than this server's limit of 1000"),
+        ({"time": 900}, "a time of 900 s is more than this server's limit of 600 s"),
+    ],
+)
+def test_requests_past_the_servers_limits_are_refused(
+    stylist: web.Stylist,
+    photo: dict[str, str],
+    painting: dict[str, str],
+    form: dict[str, object],
+    message: str,
+) -> None:
+    with pytest.raises(OptionError, match=message):
+        stylist.job(photo, [(painting, 1.0)], {"size": 64, **form})
+
+
+def test_requests_are_refused_while_the_upload_space_is_full(
+    engine: StyleTransfer, uploads: Path, photo: dict[str, str], painting: dict[str, str],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    temp = tmp_path / "temp"
+    config = web.WebConfig(max_size=256, temp_dir=temp, max_uploads_mb=1)
+    stylist = web.Stylist(engine, config, uploads)
+    stylist.job(photo, [(painting, 1.0)], TINY)  # room left
+    (temp / "big.bin").write_bytes(bytes(1_100_000))
+    with pytest.raises(OptionError, match="space for uploads is full"):
+        stylist.job(photo, [(painting, 1.0)], TINY)
+
+
 def test_server_paths_from_the_client_are_refused(
     stylist: web.Stylist, painting: dict[str, str], images: Path
 ) -> None:
@@ -280,6 +312,8 @@ def test_bad_server_settings_get_one_line(tmp_path: Path) -> None:
         web.WebConfig(concurrency=0).check()
     with pytest.raises(OptionError, match="is not a directory"):
         web.WebConfig(gallery=tmp_path / "none").check()
+    with pytest.raises(OptionError, match="max queue must be at least 1"):
+        web.WebConfig(max_queue=0).check()
 
 
 def test_serve_without_gradio_says_what_to_install(
@@ -318,3 +352,21 @@ def test_results_older_than_cleanup_after_are_removed(
 async def _finish(job: Job) -> None:
     async for _ in follow(job, poll=0.01):
         pass
+
+
+@pytest.mark.parametrize(("host", "warned"), [("0.0.0.0", True), ("127.0.0.1", False),
+                                              ("localhost", False), ("::1", False)])  # fmt: skip
+def test_serving_beyond_this_machine_warns_that_the_page_has_no_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], weights_file: Path,
+    host: str, warned: bool,
+) -> None:  # fmt: skip
+    from styleshift import StyleshiftError, cli
+
+    def stop(*args: object, **kwargs: object) -> None:
+        raise StyleshiftError("not serving in a test")
+
+    monkeypatch.setattr(web, "serve", stop)
+    monkeypatch.setenv("STYLESHIFT_HOME", str(weights_file.parent))
+    assert cli.main(["serve", "--host", host, "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert ("has no authentication" in err) is warned

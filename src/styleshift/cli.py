@@ -6,6 +6,7 @@ import argparse
 import collections
 import dataclasses
 import difflib
+import ipaddress
 import json
 import math
 import os
@@ -181,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the styleshift web page; Ctrl-C stops it.",
     )
     serve.add_argument("--host", default="127.0.0.1",
-                       help="address to listen on; 0.0.0.0 opens it to the network "
+                       help="address to listen on; 0.0.0.0 opens it to the network, "
+                       "to anyone who can reach it: the page has no password "
                        "(default: 127.0.0.1, this machine only)")  # fmt: skip
     serve.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     serve.add_argument("--concurrency", type=int, default=1, metavar="K",
@@ -195,6 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cleanup-after", type=float, default=3600.0, metavar="SECONDS",
                        help="delete uploads and results this long after they were made "
                        "(default: 3600)")  # fmt: skip
+    serve.add_argument("--max-style-scale", type=float, default=2.0, metavar="X",
+                       help="largest style scale a visitor may ask for (default: 2)")  # fmt: skip
+    serve.add_argument("--max-iterations", type=int, default=1000, metavar="N",
+                       help="most network evaluations per scale (default: 1000)")  # fmt: skip
+    serve.add_argument("--max-time", type=float, default=600.0, metavar="SECONDS",
+                       help="longest --time a visitor may ask for (default: 600)")  # fmt: skip
+    serve.add_argument("--max-queue", type=int, default=16, metavar="N",
+                       help="requests that may wait; more are turned away "
+                       "(default: 16)")  # fmt: skip
+    serve.add_argument("--max-uploads-mb", type=float, default=2048.0, metavar="MB",
+                       help="disk for all uploads and results together; new requests are "
+                       "refused while it is full (default: 2048)")  # fmt: skip
     serve.add_argument("--gallery", type=Path, default=None, metavar="DIR",
                        help="offer the images in DIR as one-click styles")  # fmt: skip
     serve.add_argument("--device", type=_choice(["auto", "cpu", "cuda", "mps"]),
@@ -310,7 +324,9 @@ def _add_batch_parser(commands: Any) -> None:
                        help="run on Ray: a local cluster started for the run, or --ray-address; "
                        "pip install 'styleshift[ray]'")  # fmt: skip
     batch.add_argument("--ray-address", metavar="HOST:PORT", default=None,
-                       help="an existing Ray cluster (implies --ray)")  # fmt: skip
+                       help="an existing Ray cluster (implies --ray); a Ray cluster has no "
+                       "authentication and runs the code it is sent: join only one on a "
+                       "network you trust")  # fmt: skip
     batch.add_argument("--overwrite", action="store_true",
                        help="replace outputs that exist but this batch did not make")  # fmt: skip
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
@@ -964,6 +980,13 @@ def _run_batch(args: argparse.Namespace) -> int:
     return min(counts["failed"], 125)
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def _run_serve(args: argparse.Namespace) -> int:
     try:  # lazily: stylize should not pay for importing Gradio
         from . import web
@@ -977,9 +1000,20 @@ def _run_serve(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         max_size=args.max_size,
         cleanup_after=args.cleanup_after,
+        max_style_scale=args.max_style_scale,
+        max_iterations=args.max_iterations,
+        max_time=args.max_time,
+        max_queue=args.max_queue,
+        max_uploads_mb=args.max_uploads_mb,
         gallery=args.gallery,
     )
     config.check()
+    if not _loopback(args.host):
+        print(
+            f"styleshift: warning: serving on {args.host} opens the page to the network; it "
+            "has no authentication, so anyone who reaches it can use this machine",
+            file=sys.stderr,
+        )
     device = resolve_device(args.device)  # before the weights: a wrong device fails at once
     engine = _load_engine(args, str(device), _Reporter(enabled=sys.stderr.isatty()))
     server = web.serve(engine, config, host=args.host, port=args.port)

@@ -70,17 +70,28 @@ class WebConfig:
     max_pixels: int = 50_000_000  # per uploaded image
     max_size: int = 1024  # long side of the output
     cleanup_after: float = 3600.0  # seconds that uploads and results are kept
+    # One visitor must not be able to take the server's memory, time or disk.
+    max_style_scale: float = 2.0  # the painting at most this many times the output
+    max_iterations: int = 1000  # network evaluations per scale
+    max_time: float = 600.0  # seconds, for --time
+    max_queue: int = 16  # requests waiting; more are turned away
+    max_uploads_mb: float = 2048.0  # all uploads and results on disk together
     preview_every: int = 5  # steps between previews
     abandon_after: float = 30.0  # seconds without a watcher before a job is stopped
     gallery: Path | None = None  # paintings offered as one-click styles
     temp_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
 
     def check(self) -> None:
-        for name in ("concurrency", "max_upload_mb", "max_pixels", "max_size", "preview_every"):
+        for name in (
+            "concurrency", "max_upload_mb", "max_pixels", "max_size", "preview_every",
+            "max_iterations", "max_queue", "max_uploads_mb",
+        ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise OptionError(f"{name.replace('_', ' ')} must be at least 1")
         if self.max_size < 16:
             raise OptionError("max size must be at least 16 pixels")
+        if not self.max_style_scale > 0 or not self.max_time > 0:
+            raise OptionError("max style scale and max time must be more than zero")
         if self.cleanup_after <= 0 or self.abandon_after <= 0:
             raise OptionError("cleanup and abandon times must be more than zero seconds")
         if self.gallery is not None and not self.gallery.is_dir():
@@ -216,6 +227,7 @@ class Stylist:
                 f"size {largest} is more than this server's limit of {self.config.max_size} "
                 "pixels; choose a smaller size"
             )
+        self._check_limits(resolved)
         pixels = self.config.max_pixels
         image = load_upload(content, self.uploads, "content image", pixels)
         paintings = [load_upload(s, self.uploads, "style image", pixels) for s, _ in chosen]
@@ -227,6 +239,30 @@ class Stylist:
             preview_every=self.config.preview_every,
             abandon_after=self.config.abandon_after,
         )
+
+    def _check_limits(self, options: Options) -> None:
+        c = self.config
+        if options.style_scale > c.max_style_scale:
+            raise OptionError(
+                f"style scale {options.style_scale:g} is more than this server's limit of "
+                f"{c.max_style_scale:g}; choose a smaller one"
+            )
+        if options.iterations and max(options.iterations) > c.max_iterations:
+            raise OptionError(
+                f"{max(options.iterations)} iterations is more than this server's limit of "
+                f"{c.max_iterations} per scale; choose fewer"
+            )
+        if options.time is not None and options.time > c.max_time:
+            raise OptionError(
+                f"a time of {options.time:g} s is more than this server's limit of "
+                f"{c.max_time:g} s; choose a shorter one"
+            )
+        used = sum(f.stat().st_size for f in c.temp_dir.rglob("*") if f.is_file())
+        if used > c.max_uploads_mb * 1e6:
+            raise OptionError(
+                "this server's space for uploads is full; try again in a while, when older "
+                "uploads have been cleared"
+            )
 
     def save(self, result: Result, content: Any, styles: Sequence[Any]) -> Finished:
         """Write the result as PNG (options in its metadata) and the options as JSON."""
@@ -431,7 +467,7 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
             show_progress="minimal",
         )
         stop.click(lambda: _status("cancelled"), None, status, cancels=[run], queue=False)
-    demo.queue(default_concurrency_limit=config.concurrency)
+    demo.queue(default_concurrency_limit=config.concurrency, max_size=config.max_queue)
     return demo
 
 
