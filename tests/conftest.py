@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 import torch
 
+from optional import need
 from styleshift import StyleTransfer
 
 SHARED = Path(os.environ.get("STYLESHIFT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
@@ -74,7 +76,7 @@ def engine(weights_file: Path) -> StyleTransfer:
 @pytest.fixture(scope="session")
 def chromium() -> dict[str, Any]:
     """Playwright's `chromium.launch` arguments for Debian's Chromium."""
-    pytest.importorskip("playwright.sync_api")
+    need("playwright.sync_api")
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} not found; CI must install chromium (see .ci/run)")
@@ -116,6 +118,14 @@ def launch_server() -> Launch:
         lines: list[str] = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
+            # A server that hangs before printing anything must not hang the suite.
+            ready, _, _ = select.select(
+                [proc.stdout], [], [], min(1.0, deadline - time.monotonic())
+            )
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
             line = proc.stdout.readline()
             if not line:
                 break

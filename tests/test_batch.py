@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from optional import need
 from styleshift import InputError, Options
 from styleshift.batch import RESULTS, Job, plan, run_batch
 from styleshift.cli import main
@@ -144,7 +145,7 @@ def test_outputs_from_other_options_or_elsewhere_are_kept(
 
 
 def test_a_video_is_one_item(images: Path, styles: list[Path], tmp_path: Path) -> None:
-    av = pytest.importorskip("av")
+    av = need("av")
     clip = tmp_path / "clip.mp4"
     frames = sorted((images / "video" / "sintel_market_frames").glob("*.png"))[:6]
     with av.open(str(clip), "w") as container:
@@ -180,7 +181,7 @@ def test_ray_without_ray_installed_says_how_to_install_it(
 def test_a_local_ray_cluster_gives_the_same_outputs(
     photos: Path, styles: list[Path], tmp_path: Path
 ) -> None:
-    pytest.importorskip("ray")
+    need("ray")
     jobs = plan([photos], styles, Options(preset="instant", size=64, precision="float32"))
     local = [r.status for r in run_batch(jobs, tmp_path / "local", workers=1)]
     on_ray = [r.status for r in run_batch(jobs, tmp_path / "ray", workers=2, ray=True)]

@@ -110,8 +110,8 @@ def test_blend_weights_pick_between_styles(
 ) -> None:
     wave = load_image(images / "style" / "hokusai_great_wave.jpg")
     only_first = engine.run(photo, [painting, wave], Options(preset="instant", size=SIZE,
-                                                            style_blend=(1, 0)))  # fmt: skip
-    alone = engine.run(photo, painting, Options(preset="instant", size=SIZE))
+                            style_blend=(1, 0), precision="float32"))  # fmt: skip
+    alone = engine.run(photo, painting, Options(preset="instant", size=SIZE, precision="float32"))
     assert np.array_equal(np.asarray(only_first.image), np.asarray(alone.image))
     mixed = engine.run(photo, [painting, wave], Options(preset="instant", size=SIZE))
     assert not np.array_equal(np.asarray(mixed.image), np.asarray(alone.image))
@@ -172,7 +172,8 @@ def test_progress_reports_three_steps_and_the_picture(
     engine: StyleTransfer, photo: Image.Image, painting: Image.Image
 ) -> None:
     seen = []
-    result = engine.run(photo, painting, Options(preset="instant", size=SIZE), callback=seen.append)
+    opts = Options(preset="instant", size=SIZE, precision="float32")
+    result = engine.run(photo, painting, opts, callback=seen.append)
     assert [p.step for p in seen] == [1, 2, 3] and seen[-1].total_steps == 3
     assert [p.stage for p in seen] == ["relu4_1 transformed", "relu4_1 decoded", "done"]
     assert np.array_equal(np.asarray(seen[-1].image()), np.asarray(result.image))
@@ -292,7 +293,8 @@ def test_a_painting_is_encoded_once_for_many_pictures(
         return real(encoder, image, device)
 
     monkeypatch.setattr(feedforward_engine, "_encode", counting)
-    opts = Options(preset="instant", size=96, style_scale=0.77)  # a size no other test uses
+    # A size no other test uses; float32, as the pictures are compared bit for bit.
+    opts = Options(preset="instant", size=96, style_scale=0.77, precision="float32")
     first = engine.run(photo, painting, opts)
     assert len(calls) == 2  # the painting, then the photo
     second = engine.run(photo, painting, opts)

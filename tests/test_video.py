@@ -261,7 +261,7 @@ def test_instant_video_blends_along_the_flow_and_lowers_the_warping_error(
     tmp_path, sintel, style, engine
 ):
     info = probe(sintel, duration=4 / 24)
-    opts = Options(preset="instant", size=128, device="cpu")
+    opts = Options(preset="instant", size=128, device="cpu", precision="float32")
     steady = VideoStylizer(engine, style, opts)
     contents = [steady.prepare(f) for f in read_frames(info)]
     blended = [np.asarray(r.image) for r in steady.stream(contents)]

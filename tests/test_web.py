@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from optional import need
 from styleshift import InputError, OptionError, Options, StyleTransfer, cli
 
-pytest.importorskip("gradio")
+need("gradio")
 
-from styleshift import web
-from styleshift.jobs import Job, Update, follow
+from styleshift import web  # noqa: E402 (after the check for Gradio)
+from styleshift.jobs import Job, Update, follow  # noqa: E402
 
 TINY = {"size": 48, "start_size": 32, "iterations": "3"}
 

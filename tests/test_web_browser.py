@@ -16,8 +16,10 @@ from urllib.parse import urlparse
 import pytest
 from PIL import Image
 
-pytest.importorskip("gradio")
-playwright_api = pytest.importorskip("playwright.sync_api")
+from optional import need
+
+need("gradio")
+playwright_api = need("playwright.sync_api")
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 # Set to a path to save a screenshot of the page mid-run (how docs/web.png is made).

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("gradio")
+from optional import need
+
+need("gradio")
 pytestmark = pytest.mark.slow
 
 # Runs the CLI with an audit hook that writes every socket connection's address to a file.
