@@ -133,6 +133,11 @@ def load_model(path: Path, *, sha256: str | None = None) -> tuple[Decoder, Model
     pooling = metadata.get("pooling", "")
     if level not in LEVELS or pooling not in ("avg", "max"):
         raise InputError(f"model file '{name}' names level {level!r} and pooling {pooling!r}")
+    if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+        raise InputError(
+            f"model file '{name}' holds weights that are not finite (NaN or infinity); "
+            "retrain it, or give another file"
+        )
     decoder = Decoder(level)
     try:
         decoder.load_state_dict({k: v.float() for k, v in state.items()})
@@ -143,7 +148,8 @@ def load_model(path: Path, *, sha256: str | None = None) -> tuple[Decoder, Model
         ) from None
     decoder.requires_grad_(False).eval()
     extra = {k[2:]: v for k, v in metadata.items() if k.startswith("x.")}
-    info = ModelInfo(level, cast(Pooling, pooling), int(metadata.get("steps", "0") or 0), extra)
+    steps = metadata.get("steps", "0")
+    info = ModelInfo(level, cast(Pooling, pooling), int(steps) if steps.isdigit() else 0, extra)
     return decoder, info
 
 
