@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import re
@@ -125,3 +126,65 @@ def test_ctrl_c_while_the_weights_load_exits_130_without_a_traceback(
     assert proc.returncode == 130, err
     assert "Traceback" not in err and not out.exists()
     assert not list(tmp_path.iterdir())
+
+
+def _command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "styleshift", *args]
+
+
+def test_ctrl_c_on_a_video_keeps_its_frames_and_the_same_command_resumes(
+    images: Path, weights_file: Path, tmp_path: Path, sigint_default: Callable[[], None]
+) -> None:
+    out = tmp_path / "out.mp4"
+    work = tmp_path / "frames-kept"
+    command = _command("video", str(images / "video" / "big_buck_bunny_cut_10s_640x360.mp4"),
+                       str(images / "style" / "picabia_udnie.jpg"), "-o", str(out), "--preset",
+                       "instant", "--size", "64", "--duration", "2", "--work-dir", str(work),
+                       "--precision", "float32")  # fmt: skip
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            text=True, env=_env(weights_file),
+                            preexec_fn=sigint_default)  # fmt: skip
+    err = _interrupt_after(proc, lambda: len(list(work.glob("frame_*.png"))) >= 3, timeout=180)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "run the same command again to resume" in err
+    kept = len(list(work.glob("frame_*.png")))
+    assert kept >= 3 and not out.exists()
+    done = subprocess.run([*command, "--resume", "--keep-work", "--json", "-q"],
+                          capture_output=True, text=True, env=_env(weights_file),
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["resumed_from"] >= kept - 1 and report["frames"] == 48
+    assert len(list(work.glob("frame_*.png"))) == 48  # --keep-work kept them
+    assert report["work_dir"] == str(work)
+
+
+def test_ctrl_c_on_training_writes_a_checkpoint_that_the_same_command_resumes(
+    images: Path, weights_file: Path, tmp_path: Path, sigint_default: Callable[[], None]
+) -> None:
+    model = tmp_path / "decoder.safetensors"
+    command = _command("train", str(images / "content"), "-o", str(model), "--level",
+                       "relu1_1", "--crop", "32", "--batch-size", "2", "--precision",
+                       "float32", "-q")  # fmt: skip
+    proc = subprocess.Popen([*command, "--steps", "100000"], stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True, env=_env(weights_file),
+                            preexec_fn=sigint_default)  # fmt: skip
+    started = time.monotonic()
+    # Past the start-up (weights, photos), well into the loop.
+    err = _interrupt_after(proc, lambda: time.monotonic() - started > 25, timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    ckpt = torch_load(model.with_name(model.name + ".ckpt"))
+    stopped = int(ckpt["step"])
+    assert stopped >= 1 and model.is_file()
+    done = subprocess.run([*command, "--steps", str(stopped + 2), "--resume", "--json"],
+                          capture_output=True, text=True, env=_env(weights_file),
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["steps"] == stopped + 2
+
+
+def torch_load(path: Path) -> dict[str, object]:
+    import torch
+
+    return dict(torch.load(path, map_location="cpu", weights_only=True))

@@ -276,3 +276,13 @@ def test_a_tiled_run_within_the_least_budget_stays_within_it(
     # Measured in 64 px tiles: 0.15-0.18 of 0.243 GiB in float32 (AMD EPYC, no AMX); in
     # bfloat16 with AMX 0.224-0.252 of 0.25 GiB before the weights' copies were counted.
     assert 0 < used <= budget * 2**30, f"{used / 2**30:.3f} GiB used of {budget:.3f} GiB"
+
+
+def test_the_default_budget_is_a_quarter_of_the_memory_and_at_most_three_quarters() -> None:
+    gib = 2**30
+    # A small output: a quarter of what is available, as the README says.
+    assert tiles.default_budget(512, 512, 16 * gib, 0.25) == 4 * gib
+    # A print size whose tiles would be too small in a quarter: more, never over 3/4.
+    needed = tiles.least_budget(8192, 8192, 512)
+    assert tiles.default_budget(8192, 8192, 16 * gib, 0.25) == min(needed, 12 * gib)
+    assert tiles.default_budget(8192, 8192, 4 * gib, 0.25) == 3 * gib
