@@ -242,13 +242,14 @@ def test_cli_instant_end_to_end(tmp_path: Path, images: Path, weights_file: Path
     content, style = images / "content" / "tubingen.jpg", images / "style" / "munch_the_scream.jpg"
     base = [sys.executable, "-m", "styleshift", "stylize", str(content), str(style), "-o"]
     proc = subprocess.run([*base, str(out), "--preset", "instant", "--size", "128", "--json"],
-                          capture_output=True, text=True)  # fmt: skip
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["options"]["method"] == "adain" and report["loss"] is None
     assert Image.open(out).size == (128, 96)
     proc = subprocess.run([*base, str(tmp_path / "x.png"), "--preset", "instant",
-                           "--iterations", "5"], capture_output=True, text=True)  # fmt: skip
+                           "--iterations", "5"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "styleshift: error: --iterations does not apply to the feed-forward method adain; "
@@ -256,7 +257,7 @@ def test_cli_instant_end_to_end(tmp_path: Path, images: Path, weights_file: Path
     ]
     missing = str(tmp_path / "none.safetensors")
     proc = subprocess.run([*base, str(tmp_path / "y.png"), "--preset", "instant", "--model",
-                           missing], capture_output=True, text=True)  # fmt: skip
+                           missing], capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 2 and "not found" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "y.png").exists()
 
@@ -269,7 +270,7 @@ def test_cli_optimisation_from_the_instant_picture(
         [sys.executable, "-m", "styleshift", "stylize", str(images / "content" / "rocket.jpg"),
          str(images / "style" / "munch_the_scream.jpg"), "-o", str(out), "--size", "64",
          "--start-size", "64", "--iterations", "2", "--init", "instant", "--json"],
-        capture_output=True, text=True,
+        capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)

@@ -257,7 +257,7 @@ def test_the_cli_trains_and_resumes(photos: Path, tmp_path: Path, weights_file: 
     report = json.loads(proc.stdout)
     assert report["steps"] == 5 and report["history"][0]["step"] == 1
     other = [a if a != "relu2_1" else "relu3_1" for a in base]
-    proc = subprocess.run([*other, "--steps", "6"], capture_output=True, text=True)
+    proc = subprocess.run([*other, "--steps", "6"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("styleshift: error: checkpoint")
     assert "Traceback" not in proc.stderr

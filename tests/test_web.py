@@ -286,7 +286,9 @@ def test_leaving_the_page_cancels_the_job(
                 pass
 
         task = asyncio.create_task(watch())
+        deadline = time.monotonic() + 120
         while job.steps == 0:
+            assert time.monotonic() < deadline, "the job took no step in 120 s"
             await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
