@@ -48,22 +48,34 @@ def card(path: Path, windows: int = 10) -> str:
                 "pooling",
                 "precision",
                 "seed",
+                "style_weight",
+                "stylised_share",
             )
+            if k in settings
         ),
         "",
-        "| steps | loss (mean) | pixel MSE | feature error | validation PSNR dB |",
-        "|---|---:|---:|---:|---:|",
+    ]
+    # A style-trained run also logs its stylised crops' content and style terms.
+    styled = [name for name in ("content", "style") if any(name in h for h in history)]
+    lines += [
+        "| steps | loss (mean) | pixel MSE | feature error | "
+        + "".join(f"{name} term | " for name in styled)
+        + "validation PSNR dB |",
+        "|---|" + "---:|" * (4 + len(styled)),
     ]
     size = max(1, len(history) // windows)
     for start in range(0, len(history), size):
         chunk = history[start : start + size]
         psnrs = [h["psnr"] for h in chunk if "psnr" in h]
+        terms = "".join(
+            f"| {statistics.fmean(h.get(name, 0.0) for h in chunk):.4f} " for name in styled
+        )
         lines.append(
             f"| {chunk[0]['step']:.0f}–{chunk[-1]['step']:.0f} "
             f"| {statistics.fmean(h['loss'] for h in chunk):.3f} "
             f"| {statistics.fmean(h['pixel'] for h in chunk):.4f} "
             f"| {statistics.fmean(h['feature'] for h in chunk):.3f} "
-            f"| {f'{psnrs[-1]:.2f}' if psnrs else '–'} |"
+            f"{terms}| {f'{psnrs[-1]:.2f}' if psnrs else '–'} |"
         )
     return "\n".join(lines)
 
