@@ -76,7 +76,7 @@ train-decoders: weights training-data/manifest.json
 # scripts/style_corpus.py (the bench's six and ten more held out). The photos are the
 # training photos without the shared paintings, so no held-out painting is seen even as a
 # photo. Niced and resumable: hours on 2 cores, minutes on a GPU.
-STYLE_STEPS := 2400
+STYLE_STEPS := 1448
 STYLE_PHOTOS := $(addprefix training-data/train/,gnome-backgrounds mate-backgrounds \
 	plasma-workspace-wallpapers ukui-wallpapers lomiri-wallpapers-16.04 \
 	lomiri-wallpapers-20.04 scikit-image sintel frames)

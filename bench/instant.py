@@ -22,6 +22,7 @@ Prints Markdown tables and writes bench/instant_results.json (--out).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -214,10 +215,22 @@ def photos(extra: Path | None) -> list[Path]:
     return found
 
 
+def paintings_of(given: Sequence[str]) -> list[Path]:
+    """Paintings by path, or by name in ../shared/images/style or style-corpus."""
+    if not given:
+        return [SHARED / "style" / name for name in PAINTINGS]
+    found = []
+    for name in given:
+        candidates = [Path(name), SHARED / "style" / name, SHARED / "style-corpus" / name]
+        found.append(next((c for c in candidates if c.is_file()), Path(name)))
+    return found
+
+
 def quality(args: argparse.Namespace) -> dict[str, Any]:
     engine = StyleTransfer(device="cpu")
     scorer = Scorer(load_state_dict(ensure_weights()))
-    pairs = [(p, SHARED / "style" / s) for p in photos(args.extra) for s in PAINTINGS]
+    paintings = paintings_of(args.paintings)
+    pairs = [(p, s) for p in photos(args.extra) for s in paintings]
     levels = [tuple(group.split(",")) for group in args.levels.split(";")]
     models = tuple(args.model) or None
     instant = {
@@ -227,22 +240,35 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
         for lv in levels
         for t in args.transforms.split(",")
     }
+    for strength in (float(x) for x in args.strengths.split(",") if x):
+        instant |= {
+            f"{name} strength {strength:g}": dataclasses.replace(o, strength=strength)
+            for name, o in list(instant.items())
+        }
+    if args.baseline_model:  # the same transforms with other decoders, named "... before"
+        instant |= {
+            f"{name} before": dataclasses.replace(o, model=tuple(args.baseline_model))
+            for name, o in instant.items()
+        }
     rows = []
     save = Path(args.save_images) if args.save_images else None
     for index, (photo_path, painting_path) in enumerate(pairs):
         photo, painting = rgb(photo_path), rgb(painting_path)
         configs = dict(instant)
         # The optimisation presets on one pair per photo, each with another painting.
-        photo_index, painting_index = divmod(index, len(PAINTINGS))
-        compared = photo_index < args.compare and painting_index == photo_index % len(PAINTINGS)
+        photo_index, painting_index = divmod(index, len(paintings))
+        compared = photo_index < args.compare and painting_index == photo_index % len(paintings)
         if args.only_compared and not compared:
             continue
         if compared:
-            configs["fast"] = Options(preset="fast", size=args.size)
-            configs["balanced"] = Options(preset="balanced", size=args.size)
-            configs["balanced+instant"] = Options(
-                preset="balanced", size=args.size, init="instant", model=models
-            )
+            presets = {
+                "fast": Options(preset="fast", size=args.size),
+                "balanced": Options(preset="balanced", size=args.size),
+                "balanced+instant": Options(
+                    preset="balanced", size=args.size, init="instant", model=models
+                ),
+            }
+            configs |= {name: presets[name] for name in args.presets.split(",")}
         for name, options in configs.items():
             start = time.perf_counter()
             result = engine.run(photo, painting, options)
@@ -252,6 +278,7 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
                 {
                     "photo": photo_path.name,
                     "painting": painting_path.name,
+                    "painting_path": str(painting_path),
                     "method": name,
                     "seconds": seconds,
                     "content_similarity": scores.content_similarity,
@@ -275,7 +302,7 @@ def contact_sheet(
     by_pair: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for r in rows:
         by_pair.setdefault((r["photo"], r["painting"]), {})[r["method"]] = r
-    compared = [p for p, runs in by_pair.items() if "balanced" in runs]
+    compared = [p for p, runs in by_pair.items() if "fast" in runs or "balanced" in runs]
     ranked = sorted(by_pair, key=lambda p: by_pair[p][default]["content_similarity"])
     pairs = list(dict.fromkeys(ranked[:worst] + compared))
     methods = list(dict.fromkeys(r["method"] for r in rows))
@@ -287,7 +314,8 @@ def contact_sheet(
         draw.text((col * cell + 4, 4), name, fill="black")
     for row, (photo, painting) in enumerate(pairs):
         photo_path = next(p for p in photos(extra) if p.name == photo)
-        tiles = [rgb(photo_path), rgb(SHARED / "style" / painting)]
+        painting_path = next(r["painting_path"] for r in rows if r["painting"] == painting)
+        tiles = [rgb(photo_path), rgb(Path(painting_path))]
         for method in methods:
             path = images / f"{Path(photo).stem}__{Path(painting).stem}__{method}.jpg"
             tiles.append(Image.open(path) if path.is_file() else Image.new("RGB", (1, 1), "white"))
@@ -348,11 +376,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--levels", default="relu4_1", help="level sets to compare, e.g. 'relu4_1;relu4_1,relu3_1'"
     )
     parser.add_argument("--model", nargs="*", default=[], help="decoder files to use")
+    parser.add_argument(
+        "--baseline-model", nargs="*", default=[],
+        help="also run every instant setting with these decoders (named '... before')",
+    )  # fmt: skip
+    parser.add_argument(
+        "--strengths", default="", help="also run each instant setting at these strengths"
+    )
+    parser.add_argument(
+        "--paintings", nargs="*", default=[],
+        help="paintings (paths or names in shared style/ or style-corpus/); default the six",
+    )  # fmt: skip
     parser.add_argument("--save-images", default=None, metavar="DIR")
     parser.add_argument(
         "--sheet", type=Path, default=None, help="with --save-images: write a contact sheet"
     )
     parser.add_argument("--worst", type=int, default=6, help="worst pairs on the sheet")
+    parser.add_argument(
+        "--presets", default="fast,balanced,balanced+instant",
+        help="the optimisation runs of --compare (of fast, balanced, balanced+instant)",
+    )  # fmt: skip
     parser.add_argument("--only-compared", action="store_true", help="run only the --compare pairs")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)

@@ -25,7 +25,9 @@ from styleshift.vgg import VGGFeatures
 SIZE = 192
 # The shipped decoders rebuild this held-out photo (never trained on) at 256 px to at
 # least this PSNR (measured: relu4_1 22.8 dB, relu3_1 26.2 dB; docs/model-card.md).
-RECONSTRUCTION_FLOOR_DB = {"relu4_1": 22.0, "relu3_1": 25.0}
+# relu4_1 was fine-tuned to paint, which costs it some of its photo rebuilding (measured
+# 20.9 dB, 22.8 before); relu3_1 only rebuilds (measured 26.2).
+RECONSTRUCTION_FLOOR_DB = {"relu4_1": 20.0, "relu3_1": 25.0}
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +58,20 @@ def test_each_shipped_decoder_is_intact_and_rebuilds_a_held_out_photo(
     assert psnr(model, [to_tensor(resize_long_side(photo, 256))]) > floor
 
 
+def test_the_shipped_decoder_paints_a_painting_it_never_saw(
+    images: Path, engine: StyleTransfer, scorer: Scorer
+) -> None:
+    """A floor on how much of the painting instant carries, on a pair whose painting was
+    held out of the decoder's training: the decoder shipped before it (trained to rebuild
+    photos alone) measured 1.37x and fails; this one 2.07x, keeping the subject (0.805)."""
+    photo = load_image(images / "content" / "kodim21_lighthouse.png")
+    wave = load_image(images / "style" / "hokusai_great_wave.jpg")
+    opts = Options(preset="instant", size=256, precision="float32")
+    scores = scorer.score(engine.run(photo, wave, opts).image, photo, wave)
+    assert scores.style_reduction > 1.7
+    assert scores.content_similarity > 0.75
+
+
 @pytest.mark.parametrize("method", ["adain", "wct", "efdm"])
 def test_each_transform_keeps_the_subject_and_carries_the_style(
     engine: StyleTransfer, scorer: Scorer, photo: Image.Image, painting: Image.Image, method: str
@@ -64,14 +80,16 @@ def test_each_transform_keeps_the_subject_and_carries_the_style(
     assert result.image.size == (SIZE, 128)  # kodim23 is 768 x 512
     assert result.options.method == method and math.isnan(result.loss)
     scores = scorer.score(result.image, photo, painting)
-    # Measured at this size: similarity 0.67 (wct) to 0.84, Gram matrices 2.03-2.33 and
-    # channel statistics 1.67-1.69 times closer to the painting's than the photo's are.
-    assert scores.content_similarity > 0.6  # an unrelated painting scores about 0.25
-    assert scores.style_reduction > 1.8
-    assert scores.statistics_reduction > 1.5
+    # Measured at this size with the decoder that paints: similarity 0.60 (wct) to 0.75,
+    # Gram matrices 2.9-3.25 and channel statistics 2.4-2.5 times closer to the
+    # painting's than the photo's are (0.67-0.84, 2.0-2.3 and 1.7 with the decoder that
+    # only rebuilt photos).
+    assert scores.content_similarity > 0.55  # an unrelated painting scores about 0.25
+    assert scores.style_reduction > 2.5
+    assert scores.statistics_reduction > 2.0
 
 
-def test_a_second_shipped_level_carries_more_style_and_keeps_the_subject(
+def test_a_second_shipped_level_runs_and_keeps_the_subject(
     engine: StyleTransfer, scorer: Scorer, photo: Image.Image, painting: Image.Image
 ) -> None:
     one, two = (
@@ -81,11 +99,12 @@ def test_a_second_shipped_level_carries_more_style_and_keeps_the_subject(
             Options(preset="instant", size=SIZE, levels=("relu4_1", "relu3_1")),
         )
     )
-    # Measured: Gram matrices 2.04 -> 2.19 times closer, statistics 1.68 -> 1.85,
-    # similarity 0.84 -> 0.80.
-    assert two.style_reduction > one.style_reduction * 1.04
-    assert two.statistics_reduction > one.statistics_reduction * 1.05
-    assert two.content_similarity > 0.75
+    # Measured: the relu3_1 decoder only rebuilds photos, so since the relu4_1 decoder
+    # learnt to paint, the second pass gives back some of the style (Gram matrices 2.90 ->
+    # 2.31 times closer, similarity 0.745 -> 0.72); with the decoder before it, it added
+    # style (2.04 -> 2.19). It stays an option, with the numbers in docs/performance.md.
+    assert two.style_reduction > 2.0 and two.content_similarity > 0.65
+    assert one.style_reduction > 2.5
 
 
 def test_strength_moves_the_picture_between_photo_and_painting(

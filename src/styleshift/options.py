@@ -160,7 +160,8 @@ class Options:
     levels: tuple[str, ...] = _opt(
         DEFAULT_LEVELS,
         "encoder levels a feed-forward method stylises at, deepest first, each with its "
-        "decoder; more levels carry finer strokes",
+        "decoder (the shipped relu3_1 one only rebuilds photos: a second level now carries "
+        "less of the painting than one)",
         FEEDFORWARD_ONLY,
     )
     model: tuple[str, ...] | None = _opt(

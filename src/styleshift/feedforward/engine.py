@@ -42,7 +42,7 @@ from .transforms import stylise_features
 SHIPPED: dict[str, tuple[str, str]] = {
     "relu4_1": (
         "decoder-relu4_1.safetensors",
-        "6df10d20b032d1653e579ff3f5fadd0e54f1b9063f0cd445662651aeb440b3ec",
+        "56ede771eade969328b2ebdc4b2eadb7b41e934a24fab2055a253ab53a62bf4b",
     ),
     "relu3_1": (
         "decoder-relu3_1.safetensors",
