@@ -141,7 +141,9 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     fast = fast_bfloat16_unit(torch.device("cpu")) is not None
     precisions = ["float32", "bfloat16"] if fast else ["float32"]
     for precision in precisions:
-        options = Options(preset="instant", size=args.size, precision=precision)
+        options = Options(
+            preset="instant", size=args.size, precision=precision, model=tuple(args.model) or None
+        )
         engine.run(photo, painting, options)  # warm-up: loads the decoder, first-call costs
         times, cached = [], []
         for _ in range(args.repeats):

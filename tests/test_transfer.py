@@ -987,7 +987,8 @@ def scorer(state_dict: dict[str, Tensor]) -> Scorer:
 # balanced 0.665 and high 0.68 (0.64 each at their former content weight of 0.08); the
 # painting itself scores about 0.25 and a blur of the photo 0.53. bench/faithful.py
 # measures the same at full size on 72 pairs.
-PORTRAIT_FLOOR = {"instant": 0.75, "fast": 0.57, "balanced": 0.62, "high": 0.64}
+# instant measured 0.748 with the decoder that paints (issue 29; 0.82 with the one before).
+PORTRAIT_FLOOR = {"instant": 0.70, "fast": 0.57, "balanced": 0.62, "high": 0.64}
 
 
 @pytest.mark.parametrize("preset", PRESETS)
