@@ -470,6 +470,9 @@ def test_overwrite_never_deletes_a_users_work_folder_or_output_folder(
     # A folder of frames as the output: --overwrite replaces only one styleshift wrote.
     assert cli.main([*base, "-o", str(precious), "--overwrite"]) == 2
     assert "not styleshift's frames" in capsys.readouterr().err
+    with pytest.raises(OutputError, match="not styleshift's frames"):  # before any work
+        stylize_video(sintel, [style], precious, INSTANT, engine=_no_engine,
+                      duration=2 / 24, overwrite=True)  # fmt: skip
     assert [p.name for p in precious.iterdir()] == ["thesis.txt"]
     assert (precious / "thesis.txt").read_text() == "three years of work"
     frames = tmp_path / "frames"

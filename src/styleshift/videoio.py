@@ -255,13 +255,28 @@ def check_video_output(path: str | os.PathLike[str], *, overwrite: bool = False)
         raise OutputError(f"cannot write {_q(p)}: folder {_q(parent)} does not exist; create it")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {_q(p)}: folder {_q(parent)} is not writable")
-    if os.path.lexists(p) and not overwrite:
-        raise OutputError(
-            f"{_q(p)} already exists; choose another name or pass --overwrite to replace it"
-        )
+    _check_replaceable(p, overwrite)
     if suffix and p.is_dir():
         raise OutputError(f"output {_q(p)} is a folder; give a file name")
     return p
+
+
+def _check_replaceable(p: Path, overwrite: bool) -> None:
+    """An existing output is replaced only with `overwrite`, and a folder of frames only
+    when it holds nothing but styleshift's frames: a folder of the user's survives."""
+    if not os.path.lexists(p):
+        return
+    if not overwrite:
+        raise OutputError(
+            f"{_q(p)} already exists; choose another name or pass --overwrite to replace it"
+        )
+    if not p.suffix and (
+        not p.is_dir() or any(not re.fullmatch(FRAME_NAME, f.name) for f in p.iterdir())
+    ):
+        raise OutputError(
+            f"{_q(p)} holds files that are not styleshift's frames; --overwrite replaces "
+            "only a folder of frames it wrote: choose another output"
+        )
 
 
 def write_output(
@@ -408,19 +423,8 @@ def _write_folder(
 ) -> list[str]:
     """Frames written into a new folder beside `output`, which then takes its place. An
     existing `output` is replaced only when it holds nothing but styleshift's frames: a
-    folder of the user's survives --overwrite."""
-    if os.path.lexists(output):
-        if not overwrite:
-            raise OutputError(
-                f"{_q(output)} already exists; choose another name or pass --overwrite"
-            )
-        if not output.is_dir() or any(
-            not re.fullmatch(FRAME_NAME, p.name) for p in output.iterdir()
-        ):
-            raise OutputError(
-                f"{_q(output)} holds files that are not styleshift's frames; --overwrite "
-                "replaces only a folder of frames it wrote: choose another output"
-            )
+    folder of the user's survives --overwrite (checked again: it may have changed)."""
+    _check_replaceable(output, overwrite)
     tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=output.parent))
     try:
         for index, file in enumerate(frames, start=1):
