@@ -16,6 +16,7 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 import asyncio
+import contextlib
 import dataclasses
 import html
 import json
@@ -257,8 +258,7 @@ class Stylist:
                 f"a time of {options.time:g} s is more than this server's limit of "
                 f"{c.max_time:g} s; choose a shorter one"
             )
-        used = sum(f.stat().st_size for f in c.temp_dir.rglob("*") if f.is_file())
-        if used > c.max_uploads_mb * 1e6:
+        if _disk_used(c.temp_dir) > c.max_uploads_mb * 1e6:
             raise OptionError(
                 "this server's space for uploads is full; try again in a while, when older "
                 "uploads have been cleared"
@@ -280,6 +280,16 @@ class Stylist:
             json.dumps(json.loads(metadata["styleshift"]), indent=2) + "\n",
         )
         return Finished(png, options)
+
+
+def _disk_used(root: Path) -> int:
+    """Bytes of the files under `root`; a file the sweep removes meanwhile counts 0."""
+    used = 0
+    for entry in root.rglob("*"):
+        with contextlib.suppress(OSError):
+            if entry.is_file():
+                used += entry.stat().st_size
+    return used
 
 
 def _name(value: Any) -> str:
