@@ -307,3 +307,34 @@ def test_outputs_carry_provenance_and_the_manifests_format(
     assert facts["styles"] == [str(styles[0])] and facts["options"]["preset"] == "instant"
     with Image.open(tmp_path / "out" / "p.jpg") as im:
         assert im.format == "JPEG"
+
+
+def test_a_manifest_row_paints_only_its_mask(
+    photos: Path, styles: list[Path], tmp_path: Path
+) -> None:
+    from styleshift.image import load_image, resize_long_side
+
+    Image.new("L", (32, 32), 0).save(tmp_path / "keep.png")  # black: the photo stays
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text(
+        "content,output,mask\n"
+        "photos/kodim23_parrots.png,kept.png,keep.png\n"
+        "photos/kodim23_parrots.png,around.png,auto:background\n"
+    )
+    jobs = plan([manifest], styles[:1], Options(preset="instant", size=64))
+    assert [j.options.mask for j in jobs] == [(str(tmp_path / "keep.png"),), ("auto:background",)]
+    # The worker gets the mask's bytes, read by the driver (a Ray worker elsewhere has no
+    # access to the manifest's folder); a mask gone missing fails its row, by name.
+    (tmp_path / "keep.png").rename(tmp_path / "moved.png")
+    (failed,) = run_batch(jobs[:1], tmp_path / "none", workers=1)
+    assert failed.status == "failed" and "keep.png" in str(failed.error)
+    (tmp_path / "moved.png").rename(tmp_path / "keep.png")
+    assert [r.status for r in run_batch(jobs, tmp_path / "out", workers=1)] == ["done"] * 2
+    photo = resize_long_side(load_image(photos / "kodim23_parrots.png"), 64)
+    with Image.open(tmp_path / "out" / "kept.png") as kept:
+        assert np.array_equal(np.asarray(kept.convert("RGB")), np.asarray(photo))
+    with Image.open(tmp_path / "out" / "around.png") as around:
+        changed = np.abs(np.asarray(around, np.int16) - np.asarray(photo, np.int16)).mean(2)
+    h, w = changed.shape
+    # The parrots in the middle are kept; the leaves around them are painted.
+    assert changed[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3].mean() < changed[:, : w // 8].mean()

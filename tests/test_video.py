@@ -539,3 +539,25 @@ def test_kill_9_then_resume_redoes_damaged_frames_and_loses_none(
     assert report["resumed_from"] == len(made) - 1  # the damaged frame is redone
     assert _streams(out)["frames"] == frames  # none lost, none twice
     assert not work.exists()
+
+
+def test_a_still_mask_keeps_its_part_of_every_frame(tmp_path, sintel, style, engine):
+    out = tmp_path / "frames"
+    mask = tmp_path / "left.png"
+    left = Image.new("L", (64, 32), 0)
+    left.paste(255, (0, 0, 32, 32))
+    left.save(mask)
+    opts = Options(preset="instant", size=96, device="cpu", precision="float32", mask=(str(mask),))
+    report = stylize_video(sintel, [style], out, opts, engine=engine, duration=3 / 24)
+    assert report.frames == 3
+    frames = [np.asarray(Image.open(f).convert("RGB"), np.float64) for f in sorted(out.iterdir())]
+    contents = [np.asarray(c.resize(Image.open(next(out.iterdir())).size,
+                                    Image.Resampling.LANCZOS), np.float64)
+                for c in read_frames(probe(sintel, duration=3 / 24))]  # fmt: skip
+    w = frames[0].shape[1]
+    for frame, content in zip(frames, contents, strict=True):
+        # The right half, away from the feather, is this frame's photo (not the last
+        # frame's, carried along the flow); the left half is painted.
+        kept = np.abs(frame[:, w // 2 + 6 :] - content[:, w // 2 + 6 :]).mean()
+        painted = np.abs(frame[:, : w // 2 - 6] - content[:, : w // 2 - 6]).mean()
+        assert kept < 2 and painted > 10 * kept + 5, (kept, painted)

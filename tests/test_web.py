@@ -172,6 +172,38 @@ def test_server_paths_from_the_client_are_refused(
             stylist.job(value, [(painting, 1.0)], TINY)
 
 
+def test_a_region_paints_part_of_the_photo_and_an_uploaded_mask_keeps_its_name(
+    stylist: web.Stylist, photo: dict[str, str], painting: dict[str, str], uploads: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    instant = {"preset": "instant", "size": 64}
+    sky = tmp_path / "sky.png"
+    Image.new("L", (64, 48), 0).save(sky)
+    with pytest.raises(InputError, match="no mask given; upload one"):
+        stylist.job(photo, [(painting, 1.0)], instant, "where the uploaded mask is white", None)
+    with pytest.raises(OptionError, match="unknown region"):
+        stylist.job(photo, [(painting, 1.0)], instant, "/etc/passwd", None)
+    outside = {"path": str(sky), "orig_name": "sky.png"}  # a server path: refused
+    with pytest.raises(InputError, match="was not uploaded through this page"):
+        stylist.job(photo, [(painting, 1.0)], instant, "where the uploaded mask is white", outside)
+    mask = _upload(uploads, sky, name="my sky.png")
+    job = stylist.job(photo, [(painting, 1.0)], instant, "where the uploaded mask is white", mask)
+
+    async def watch() -> None:
+        async for _ in follow(job, poll=0.01):
+            pass
+
+    asyncio.run(watch())
+    assert job.result is not None and job.result.notes  # an all-black mask: nothing painted
+    done = stylist.save(job.result, photo, [painting], mask)
+    settings = json.loads(done.options.read_text())["options"]
+    assert settings["mask"] == ["my sky.png"] and str(uploads) not in done.options.read_text()
+    auto = stylist.job(photo, [(painting, 1.0)], instant, "the subject (found automatically)")
+    assert auto._options.mask == ("auto:subject",)
+    # The form has no mask field: a path typed by a client never becomes a mask.
+    assert "mask" in web.PAGE_OPTIONS
+
+
 def test_missing_images_are_asked_for(
     stylist: web.Stylist, photo: dict[str, str], painting: dict[str, str]
 ) -> None:

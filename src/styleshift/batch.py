@@ -22,7 +22,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -33,6 +33,7 @@ from .errors import InputError, StyleshiftError, one_line
 from .files import inside, provenance, write_bytes, write_error
 from .image import OUTPUT_FORMATS, save_image
 from .options import Options
+from .regions import AUTO
 from .transfer import StyleTransfer
 
 Kind = Literal["image", "video"]
@@ -132,6 +133,7 @@ def _manifest_rows(path: Path) -> list[tuple[dict[str, Any] | None, str | None]]
                 continue
             rows.append(({"content": row.get("content"), "styles": row.get("styles") or
                           row.get("style") or "", "options": options,
+                          "mask": row.get("mask") or None,
                           "output": row.get("output") or None}, None))  # fmt: skip
         return rows
     for line in text.splitlines():
@@ -147,13 +149,14 @@ def _manifest_rows(path: Path) -> list[tuple[dict[str, Any] | None, str | None]]
     return rows
 
 
-def _row_styles(value: Any, base: Path) -> list[Path]:
-    """A row's styles: a list of paths, or text with ';' between paths (as in CSV)."""
+def _row_paths(value: Any, base: Path, what: str) -> list[str]:
+    """A row's styles or masks: a list of paths, or text with ';' between paths (as in
+    CSV), relative to the manifest; an automatic mask (auto:...) stays as it is."""
     if isinstance(value, str):
         value = [s for s in value.split(";") if s.strip()]
     if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-        raise InputError('styles must be a list of paths, such as ["a.jpg", "b.jpg"]')
-    return [base / s.strip() for s in value]
+        raise InputError(f'{what} must be a list of paths, such as ["a.png", "b.png"]')
+    return [s.strip() if s.strip() in AUTO else str(base / s.strip()) for s in value]
 
 
 def _row_jobs(
@@ -165,7 +168,7 @@ def _row_jobs(
     kind = _kind(content)
     if kind is None:
         raise InputError(f"{content.name} is neither a picture nor a video")
-    own_styles = _row_styles(row.get("styles") or [], base)
+    own_styles = [Path(s) for s in _row_paths(row.get("styles") or [], base, "styles")]
     row_styles = own_styles or list(styles)
     if not row_styles:
         raise InputError("no styles, and no --style was given")
@@ -176,6 +179,8 @@ def _row_jobs(
         **(options.to_dict() | {k: tuple(v) if isinstance(v, list) else v
                                 for k, v in given.items()})
     )  # fmt: skip
+    if row.get("mask"):
+        row_options = replace(row_options, mask=tuple(_row_paths(row["mask"], base, "mask")))
     output = row.get("output")
     if output is not None and not isinstance(output, str):
         raise InputError("output must be a path relative to the output folder")
@@ -305,6 +310,7 @@ class Payload:
     styles: tuple[tuple[str, bytes], ...]
     options: dict[str, Any]
     kind: Kind
+    masks: tuple[tuple[str, bytes], ...] = ()  # the drawn ones, in order; auto:... needs none
 
 
 @dataclass(frozen=True)
@@ -324,6 +330,11 @@ def payload(job: Job) -> Payload:
             tuple((s.name, s.read_bytes()) for s in job.styles),
             job.options.to_dict(),
             job.kind,
+            tuple(
+                (Path(m).name, Path(m).read_bytes())
+                for m in job.options.mask or ()
+                if m not in AUTO
+            ),
         )
     except OSError as e:
         raise InputError(f"cannot read {e.filename}: {e.strerror}") from None
@@ -334,14 +345,19 @@ def work(engine: StyleTransfer, item: Payload) -> Outcome:
     error, anything else propagates."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="styleshift-batch-") as tmp:
-        names = [item.content_name, *(name for name, _ in item.styles)]
+        files = [(item.content_name, item.content), *item.styles, *item.masks]
+        names = [name for name, _ in files]
         paths = [Path(tmp) / str(i) / Path(name).name for i, name in enumerate(names)]
-        for path, data in zip(paths, [item.content, *(d for _, d in item.styles)], strict=True):
+        for path, (_, data) in zip(paths, files, strict=True):
             path.parent.mkdir()
             path.write_bytes(data)
-        content, styles = paths[0], paths[1:]
+        content, styles = paths[0], paths[1 : 1 + len(item.styles)]
+        drawn = iter(paths[1 + len(item.styles) :])
         try:
             options = Options.from_kwargs(**item.options)
+            if options.mask:
+                mask = tuple(m if m in AUTO else str(next(drawn)) for m in options.mask)
+                options = replace(options, mask=mask)
             if item.kind == "video":
                 from .video import stylize_video  # PyAV and OpenCV: the [video] extra
 

@@ -27,6 +27,7 @@ from .files import provenance
 from .image import as_image, check_output_path, save_image, split_alpha
 from .metrics import Scorer
 from .options import FIELD_METHODS, PRESETS, Options, method_of, resolve_options, without_foreign
+from .regions import check_masks
 from .results import Interrupted, Progress, Result, clock
 from .transfer import StyleTransfer
 
@@ -666,6 +667,7 @@ def _run_stylize(args: argparse.Namespace) -> int:
     styles = [as_image(s, what="style image") for s in args.styles]
     if options.init not in ("content", "noise", "instant"):
         as_image(options.init, what="init image")
+    check_masks(options.mask or ())
     reporter = _Reporter(enabled=not args.quiet and sys.stderr.isatty())
     try:
         engine = _load_engine(args, str(device), reporter)
@@ -696,6 +698,8 @@ def _run_stylize(args: argparse.Namespace) -> int:
             return EXIT_INTERRUPTED
     finally:
         reporter.close()
+    for note in result.notes:
+        _note(args, note)
     _save(result, args, output, args.overwrite)
     _note(args, f"wrote {output} in {result.seconds:.1f} s")
     _emit_json(args, result, output)

@@ -16,11 +16,16 @@ from torch import Tensor, nn
 _TINY = 1e-30  # only guards an all-zero target; must not bias small ones
 
 
-def gram_matrix(features: Tensor) -> Tensor:
-    """Channel correlations (N, C, C), averaged over positions so size does not matter."""
+def gram_matrix(features: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Channel correlations (N, C, C), averaged over positions so size does not matter;
+    with a `weight` (N or 1, 1, H, W), a weighted average: the Gram matrix of a region
+    (Gatys et al. 2017, guided Gram matrices)."""
     n, c, h, w = features.shape
     flat = features.reshape(n, c, h * w)
-    return flat @ flat.transpose(1, 2) / (h * w)
+    if weight is None:
+        return flat @ flat.transpose(1, 2) / (h * w)
+    weights = weight.reshape(weight.shape[0], 1, h * w).to(flat.dtype)
+    return (flat * weights) @ flat.transpose(1, 2) / weights.sum().clamp_min(_TINY)
 
 
 def mix_grams(grams: Sequence[Tensor], weights: Sequence[float]) -> Tensor:

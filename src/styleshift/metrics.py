@@ -18,6 +18,12 @@ Style match, against each painting at the picture's long side:
   deviations at relu1_1..relu4_1 (what AdaIN matches).
 - colour distance: Hellinger distance between the CIELAB colour histograms; 0 for the
   same colours, 1 for colours that share nothing.
+
+Regions (masks), for pictures painted only where a mask says:
+- region distance: the style distance of the picture inside a mask (a Gram matrix
+  weighted by it) to a whole painting.
+- kept PSNR: the picture against the photo where the mask is black, a few pixels away
+  from where it is not (the feather).
 """
 
 from __future__ import annotations
@@ -32,13 +38,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-from PIL import Image
+import torch.nn.functional as F
+from PIL import Image, ImageFilter
 from torch import Tensor
 
 from .errors import StyleshiftError
 from .image import resize_long_side, to_tensor
 from .losses import gram_matrix, relative_mse
-from .vgg import VGGFeatures
+from .vgg import VGGFeatures, stride
 
 CONTENT_LAYER = "relu4_2"
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
@@ -228,6 +235,21 @@ class Scorer:
         )
 
     @torch.no_grad()
+    def region_distance(
+        self, picture: Image.Image, painting: Image.Image, mask: Image.Image
+    ) -> float:
+        """The style distance to `painting` of the part of `picture` that `mask` (white:
+        inside) covers, resized to the picture."""
+        fx = self.features(picture)
+        fs = self.features(fit_painting(painting, picture.size), keep=True)
+        weight = _mask_tensor(mask, picture.size).to(self.device)
+        errors = [
+            relative_mse(gram_matrix(fx[n], F.avg_pool2d(weight, stride(n))), gram_matrix(fs[n]))
+            for n in STYLE_LAYERS
+        ]
+        return float(sum(errors)) / len(errors)
+
+    @torch.no_grad()
     def score(self, picture: Image.Image, photo: Image.Image, painting: Image.Image) -> Scores:
         """The quick pair; the photo is resized to the picture's size, the painting to its
         long side."""
@@ -246,3 +268,24 @@ class Scorer:
             photo_distance / max(distance, 1e-12),
             _statistics_distance(fc, fs) / max(_statistics_distance(fx, fs), 1e-12),
         )
+
+
+def _mask_tensor(mask: Image.Image, size: tuple[int, int]) -> Tensor:
+    grey = mask.convert("L").resize(size, Image.Resampling.BOX)
+    return torch.from_numpy(np.asarray(grey, np.float32) / 255.0)[None, None]
+
+
+def kept_psnr(picture: Image.Image, photo: Image.Image, mask: Image.Image, band: int) -> float:
+    """PSNR (dB) of `picture` against `photo` (at the picture's size) where `mask` is
+    black and at least `band` pixels from where it is not; infinity where they agree."""
+    size = picture.size
+    painted = mask.convert("L").resize(size, Image.Resampling.BOX).point(lambda v: 255 * (v > 0))
+    if band > 0:
+        painted = painted.filter(ImageFilter.MaxFilter(2 * band + 1))
+    kept = np.asarray(painted) == 0
+    if not kept.any():
+        raise ValueError("the mask leaves nothing of the photo to compare")
+    a = np.asarray(picture.convert("RGB"), np.float64)[kept]
+    b = np.asarray(fit_photo(photo, size), np.float64)[kept]
+    error = float(((a - b) ** 2).mean())
+    return float("inf") if error == 0 else 10 * float(np.log10(255.0**2 / error))

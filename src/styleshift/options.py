@@ -18,6 +18,7 @@ import torch
 from .device import Device, Precision, resolve_precision
 from .errors import OptionError
 from .feedforward.decoder import check_level
+from .regions import check_count
 from .vgg import Pooling, check_layers
 
 Preset = Literal["fast", "balanced", "high", "instant"]
@@ -176,6 +177,15 @@ class Options:
     style_scale: float = _opt(
         1.0, "size of the style images relative to the output (smaller: finer strokes)", COMMON
     )
+    mask: tuple[str, ...] | None = _opt(
+        None,
+        "mask images, one per style, comma-separated: each style paints where its mask is "
+        "white, and the photo stays where every mask is black (grey between; the border is "
+        "feathered); give two styles the same mask to blend them there; auto:subject or "
+        "auto:background finds the photo's subject (GrabCut) instead of a drawn mask "
+        "(default: the whole picture)",
+        COMMON,
+    )
     content_layers: tuple[str, ...] = _opt(("relu4_2",), "VGG-19 layers for the content loss")
     style_layers: tuple[str, ...] = _opt(
         ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
@@ -258,10 +268,14 @@ def resolve_options(options: Options, device: torch.device, styles: int | None =
             f"{len(options.style_blend)} blend weights given for {styles} style images; "
             "give one per style image"
         )
+    mask = (options.mask,) if isinstance(options.mask, str) else _as_tuple(options.mask)
+    if styles is not None and mask is not None:
+        check_count(len(mask), styles)
     method = method_of(options)
     spec = _PRESETS["cpu" if device.type == "cpu" else "gpu"][options.preset]
     common = replace(
         options,
+        mask=mask,
         model=(options.model,) if isinstance(options.model, str) else _as_tuple(options.model),
         levels=(options.levels,) if isinstance(options.levels, str) else tuple(options.levels),
         method=cast(Method, method),

@@ -70,6 +70,7 @@ class Result:
     device: str
     options: Options  # with the preset's values filled in
     interrupted: bool = False
+    notes: tuple[str, ...] = ()  # what the user should know about the inputs (a mask stretched)
 
 
 class Interrupted(KeyboardInterrupt):

@@ -37,6 +37,7 @@ from .files import TEMP_PREFIX, remove_own, write_json
 from .flow import FramePair, pair
 from .image import ImageLike, as_image, as_list, save_image, scaled_size
 from .options import Options, resolve_options
+from .regions import check_masks, open_regions
 from .results import Progress, Result
 from .transfer import StyleTransfer
 from .videoio import (
@@ -96,6 +97,7 @@ class FrameResult:
     iterations: int
     losses: dict[str, float]
     consistent: float | None  # share of pixels tied to the previous frame
+    notes: tuple[str, ...] = ()  # the engine's (a mask stretched to the frame, say)
 
 
 class VideoStylizer:
@@ -180,6 +182,7 @@ class VideoStylizer:
             iterations=evaluations,
             losses=result.losses,
             consistent=None if link is None else float(link.mask.mean()),
+            notes=result.notes,
         )
 
     def prepare(self, image: Image.Image) -> Image.Image:
@@ -223,6 +226,11 @@ class VideoStylizer:
         current = np.asarray(result.image.convert("RGB"), dtype=np.float32) / 255.0
         warped = link.warp_previous(self._previous[1].astype(np.float32) / 255.0)
         keep = link.mask[..., None].astype(np.float32) * self.settings.blend
+        if self.options.mask:  # where the photo is kept, it is this frame's
+            painted = open_regions(self.options.mask, frame, len(self.styles)).painted(
+                *current.shape[:2]
+            )
+            keep = keep * painted[0].permute(1, 2, 0).numpy()
         mixed = keep * warped + (1 - keep) * current
         image = Image.fromarray((mixed * 255.0 + 0.5).clip(0, 255).astype(np.uint8))
         return replace(result, image=image)
@@ -441,6 +449,7 @@ def stylize_video(
         as_image(s, what="style image")
     options = options or Options()
     resolved = resolve_options(options, resolve_device(options.device), len(style_paths))
+    check_masks(resolved.mask or ())
     work = Path(work_dir) if work_dir is not None else default_work_dir(out)
     manifest = _manifest(info, style_paths, resolved, settings)
     done = _prepare_work_dir(work, manifest, resume=resume, restart=overwrite, frames=info.frames)
@@ -463,6 +472,8 @@ def stylize_video(
             continue
         result = stylizer.frame(content, callback, info.frames)
         save_image(result.image, _frame_path(work, index), overwrite=True)
+        if index == done + 1:
+            notes += result.notes
         if index == 1:
             first_seconds = result.seconds
         else:

@@ -59,6 +59,14 @@ MAIN_OPTIONS = tuple(name for row in MAIN_ROWS for name in row)
 # The device, its arithmetic and the memory budget are the server's choice; blend
 # weights sit next to each style image.
 SERVER_OPTIONS = ("device", "precision", "max_memory", "style_blend", "model")
+# Where the styles paint: the page's own choice and upload, never a path typed in a form.
+PAGE_OPTIONS = ("mask",)
+REGIONS = {
+    "the whole picture": None,
+    "the subject (found automatically)": "auto:subject",
+    "all but the subject (found automatically)": "auto:background",
+    "where the uploaded mask is white": "upload",
+}
 STYLE_SLOTS = 3
 
 
@@ -209,16 +217,26 @@ class Stylist:
         content: Any,
         styles: Sequence[tuple[Any, float | None]],
         form: Mapping[str, Any],
+        region: str | None = None,
+        mask: Any = None,
     ) -> Job:
-        """A job for one request; raises StyleshiftError with a message for the visitor."""
+        """A job for one request; raises StyleshiftError with a message for the visitor.
+        `region` is one of REGIONS; an uploaded `mask` goes with its last choice."""
         chosen = [(s, w) for s, w in styles if s]
         options = without_foreign(options_from_form(form))
         if options.init not in ("content", "noise", "instant"):
             raise OptionError("start image must be content, noise or instant")
+        if region is not None and region not in REGIONS:
+            raise OptionError(f"unknown region '{region}'; choose one of the list")
+        where: Any = REGIONS.get(region or "")  # an automatic mask's name, or the mask
+        if where == "upload":
+            where = load_upload(mask, self.uploads, "mask", self.config.max_pixels)
         options = dataclasses.replace(
             options,
             device=self.engine.device.type,  # type: ignore[arg-type]
             style_blend=tuple(1.0 if w is None else float(w) for _, w in chosen) or None,
+            # Every style paints the one region, blended there.
+            mask=(where,) * len(chosen) if where is not None and chosen else None,
         )
         resolved = resolve_options(options, self.engine.device, len(chosen))
         assert resolved.size is not None
@@ -264,15 +282,19 @@ class Stylist:
                 "uploads have been cleared"
             )
 
-    def save(self, result: Result, content: Any, styles: Sequence[Any]) -> Finished:
-        """Write the result as PNG (options in its metadata) and the options as JSON."""
+    def save(
+        self, result: Result, content: Any, styles: Sequence[Any], mask: Any = None
+    ) -> Finished:
+        """Write the result as PNG (options in its metadata) and the options as JSON; an
+        uploaded mask is named as the visitor named it."""
         _sweep(self.results, self.config.cleanup_after)
         folder = self.results / uuid.uuid4().hex
         folder.mkdir()
         stem = Path(_name(content)).stem or "image"
-        metadata = provenance(
-            _name(content), [_name(s) for s in styles if s], result.options.to_dict()
-        )
+        settings = result.options.to_dict()
+        if settings["mask"]:
+            settings["mask"] = [m if isinstance(m, str) else _name(mask) for m in settings["mask"]]
+        metadata = provenance(_name(content), [_name(s) for s in styles if s], settings)
         rgb, alpha = split_alpha(result.image)
         png = save_image(rgb, folder / f"{stem}-styled.png", metadata=metadata, alpha=alpha)
         options = write_text(
@@ -383,13 +405,20 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
                 with gr.Accordion("Blend more styles", open=False), gr.Row():
                     slots.extend(_style_slot(i) for i in range(2, STYLE_SLOTS + 1))
                 gallery = _gallery(config)
+                with gr.Accordion("Paint only part of the photo", open=False):
+                    region = gr.Dropdown(list(REGIONS), value=next(iter(REGIONS)),
+                                         label="Where the styles paint", elem_id="region",
+                                         info="the rest keeps the photo")  # fmt: skip
+                    mask = gr.Image(label="Mask (white: paint, black: keep the photo)",
+                                    type="filepath", sources=["upload"], height=120,
+                                    elem_id="mask")  # fmt: skip
                 for row in MAIN_ROWS:
                     with gr.Row():
                         for name in row:
                             widgets[name] = _option_widget(name, engine, config)
                 with gr.Accordion("Advanced", open=False):
                     for f in dataclasses.fields(Options):
-                        if f.name not in MAIN_OPTIONS and f.name not in SERVER_OPTIONS:
+                        if f.name not in (*MAIN_OPTIONS, *SERVER_OPTIONS, *PAGE_OPTIONS):
                             widgets[f.name] = _option_widget(f.name, engine, config)
             with gr.Column(scale=1):
                 with gr.Row():
@@ -433,7 +462,7 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
 
             thumbs.select(pick, None, slots[0][0], queue=False)
 
-        inputs: set[gr.blocks.Block] = {content, *widgets.values()}
+        inputs: set[gr.blocks.Block] = {content, region, mask, *widgets.values()}
         for image, weight in slots:
             inputs |= {image, weight}
         outputs = [status, preview, files]
@@ -442,8 +471,9 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
             styles = [(data[image], data[weight]) for image, weight in slots]
             try:
                 job = stylist.job(
-                    data[content], styles, {name: data[w] for name, w in widgets.items()}
-                )
+                    data[content], styles, {name: data[w] for name, w in widgets.items()},
+                    data[region], data[mask],
+                )  # fmt: skip
             except StyleshiftError as e:
                 yield _status(f"error: {e}"), gr.skip(), gr.skip()
                 raise gr.Error(html.escape(str(e)), print_exception=False) from None
@@ -452,8 +482,9 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
             async for update in follow(job):
                 if update.done and job.result is not None:
                     done = await asyncio.to_thread(
-                        stylist.save, job.result, data[content], [s for s, _ in styles]
-                    )
+                        stylist.save, job.result, data[content], [s for s, _ in styles],
+                        data[mask],
+                    )  # fmt: skip
                     yield (
                         _status(update.status),
                         str(done.image),

@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
@@ -32,10 +33,11 @@ from ..image import (
     to_tensor,
 )
 from ..options import Options, normalised
+from ..regions import Regions, open_regions
 from ..results import Progress, ProgressFn, Result, ScaleReport
 from ..vgg import VGGFeatures, stride
 from .decoder import LEVELS, Decoder, ModelInfo, load_model, pad_to_multiple
-from .transforms import stylise_features
+from .transforms import stylise_features, stylise_regions
 
 # The decoders shipped inside the package (docs/model-card.md) and their sha256, checked
 # on every load so that a damaged install fails by name instead of painting noise.
@@ -138,12 +140,14 @@ class FeedForward:
         models: Sequence[str] = (),
         dtype: torch.dtype = torch.float32,
         on_stage: Callable[[str], None] | None = None,
+        regions: Regions | None = None,
     ) -> Tensor:
         """(1, 3, H, W) content and styles in 0..1 -> the stylised (1, 3, H, W) in 0..1.
 
         With several levels (deepest first) the picture of each is the content of the
         next, so the coarse structures of the style come first and the fine ones last
-        (universal style transfer's multi-level stylisation)."""
+        (universal style transfer's multi-level stylisation). With `regions`, each region
+        takes its styles' statistics, and the photo is kept where no region reaches."""
         h, w = content.shape[-2:]
         reduced = dtype != torch.float32
         x = content.to(self.device)
@@ -151,7 +155,22 @@ class FeedForward:
             encoder = self._encoder(info, dtype)
             style_features = [self._style_features(encoder, s, info) for s in styles]
             content_features = _encode(encoder, x, self.device)
-            mixed = stylise_features(transform, content_features, style_features, weights, strength)
+            if regions is None:
+                mixed = stylise_features(
+                    transform, content_features, style_features, weights, strength
+                )
+            else:
+                share = regions.at_features(h, w, 1)
+                share = pad_to_multiple(share, stride(info.level), minimum=2 * stride(info.level))
+                mixed = stylise_regions(
+                    transform,
+                    content_features,
+                    style_features,
+                    weights,
+                    strength,
+                    [r.styles for r in regions.regions],
+                    F.avg_pool2d(share, stride(info.level)).to(content_features.device),
+                )
             if on_stage is not None:
                 on_stage(f"{info.level} transformed")
             y = mixed.unsqueeze(0)
@@ -161,6 +180,8 @@ class FeedForward:
             with torch.autocast(self.device.type, dtype=dtype, enabled=reduced):
                 out: Tensor = decoder(y)
             x = out.float()[..., :h, :w].clamp(0, 1).contiguous()
+            if regions is not None:
+                x = regions.keep_photo(x, content)
             if on_stage is not None:
                 on_stage(f"{info.level} decoded")
         return x
@@ -222,6 +243,7 @@ def run(
     image, alpha, style_images = open_inputs(content, styles)
     c, s = prepare(image, style_images, opts.size, opts.style_scale, opts.preserve_color)
     size = (int(c.shape[-1]), int(c.shape[-2]))
+    regions = open_regions(opts.mask, image, len(s)) if opts.mask else None
     feedforward.decoders(opts.levels, opts.model or ())  # bad files fail first
     picture: list[Image.Image] = []
     steps = 2 * len(opts.levels) + 1
@@ -249,6 +271,7 @@ def run(
         models=opts.model or (),
         dtype=torch.bfloat16 if opts.precision == "bfloat16" else torch.float32,
         on_stage=stage,
+        regions=regions,
     )
     picture.append(finish(out, image, opts.preserve_color))
     if alpha is not None:
@@ -263,4 +286,5 @@ def run(
         seconds=seconds,
         device=str(feedforward.device),
         options=opts,
+        notes=regions.notes if regions is not None else (),
     )

@@ -18,6 +18,8 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
+from ..regions import SUPPORT
+
 Transform = Literal["adain", "wct", "efdm"]
 TRANSFORMS: tuple[str, ...] = get_args(Transform)
 _EPS = 1e-5
@@ -88,3 +90,38 @@ def stylise_features(
         torch.zeros_like(content),
     )
     return strength * mixed + (1 - strength) * content
+
+
+def stylise_regions(
+    transform: str,
+    content: Tensor,
+    styles: Sequence[Tensor],
+    weights: Sequence[float],
+    strength: float,
+    groups: Sequence[Sequence[int]],
+    shares: Tensor,
+) -> Tensor:
+    """`stylise_features` per region: the positions of region r (where `shares[r]`, its
+    (1, H, W) weight at this feature map, is above nothing) take the transform from their
+    own statistics to those of the styles `groups[r]` (blended by `weights` within it),
+    mixed with the content by that weight. Positions no region reaches stay the photo's."""
+    flat = content.flatten(1)
+    out = flat.clone()
+    for group, share in zip(groups, shares, strict=True):
+        weight = share.flatten()
+        inside = weight > SUPPORT
+        if int(inside.sum()) < 2:  # no spread to measure
+            continue
+        total = sum(weights[i] for i in group)
+        if total <= 0:
+            continue
+        part = flat[:, inside].unsqueeze(1)  # (C, 1, n): the region as one image
+        painted = stylise_features(
+            transform,
+            part,
+            [styles[i] for i in group],
+            [weights[i] / total for i in group],
+            strength,
+        )
+        out[:, inside] += weight[inside] * (painted[:, 0] - flat[:, inside])
+    return out.view_as(content)

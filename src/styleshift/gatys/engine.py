@@ -22,6 +22,7 @@ from ..errors import OptionError
 from ..feedforward.engine import FeedForward, finish, prepare
 from ..image import ImageLike, as_image, long_side_for, scaled_size, split_alpha, to_tensor
 from ..options import DEFAULT_TRANSFORM, MEMORY_FRACTION, Options
+from ..regions import open_regions
 from ..results import ExtraTerm, Interrupted, Progress, ProgressFn, Result, ScaleReport
 from ..vgg import VGGFeatures
 from . import tiles
@@ -81,6 +82,9 @@ class Run:
         self.init = init
         self.content, self.alpha = split_alpha(as_image(content, what="content image"))
         self.styles = [split_alpha(as_image(s, what="style image"))[0] for s in styles]
+        self.regions = (
+            open_regions(opts.mask, self.content, len(self.styles)) if opts.mask else None
+        )
         model = VGGFeatures(
             state,
             (*opts.content_layers, *opts.style_layers),
@@ -108,7 +112,7 @@ class Run:
             for side in self.sizes[::-1]
         ][::-1]
         self.objective = Objective(
-            model, opts, self.content, self.styles, terms, self.budget, self.device
+            model, opts, self.content, self.styles, terms, self.budget, self.device, self.regions
         )
         self.start = time.perf_counter()
         # ETA: a step costs about as much as the pixels it runs the network on.
@@ -167,7 +171,11 @@ class Run:
         return crops * 4 / 3
 
     def _render(self, image: Tensor) -> Image.Image:
-        return finish(image.detach(), self.content, self.opts.preserve_color)
+        image = image.detach()
+        if self.regions is not None:
+            photo = self.objective.content_at(max(image.shape[-2:]))
+            image = self.regions.keep_photo(image, photo)
+        return finish(image, self.content, self.opts.preserve_color)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -189,6 +197,7 @@ class Run:
                 levels=opts.levels,
                 models=opts.model or (),
                 dtype=torch.bfloat16 if opts.precision == "bfloat16" else torch.float32,
+                regions=self.regions,
             )
             return F.interpolate(start, size=(h, w), mode="bicubic", align_corners=False).clamp(
                 0, 1
@@ -421,4 +430,5 @@ class Run:
             device=str(self.device),
             options=self.opts,
             interrupted=interrupted,
+            notes=self.regions.notes if self.regions is not None else (),
         )

@@ -16,8 +16,9 @@ from .. import color
 from ..image import long_side_for, resize_long_side, to_tensor
 from ..losses import ContentLoss, RangeLoss, StyleLoss, TVLoss, gram_matrix, mix_grams, relative_mse
 from ..options import Options, normalised
+from ..regions import SUPPORT, Regions
 from ..results import ExtraTerm
-from ..vgg import VGGFeatures
+from ..vgg import VGGFeatures, stride
 from . import tiles
 
 # The median style loss of a photo against a painting over bench/faithful.py's 72 pairs
@@ -41,8 +42,13 @@ class Targets:
     weight the style term gets there."""
 
     content: list[ContentLoss]
-    style: list[StyleLoss]
+    style: list[list[StyleLoss]]  # per region (one, the whole picture, without masks), per layer
     style_weight: float
+    # Per region and style layer, how much each position of the layer counts (None: all
+    # alike), and each region's share of the picture, which its style term is scaled by
+    # so that a pixel is pulled as hard in a small region as in a large one.
+    weights: list[dict[str, Tensor] | None]
+    areas: list[float]
 
 
 class Objective:
@@ -57,6 +63,7 @@ class Objective:
         terms: Mapping[str, ExtraTerm],
         budget: int,
         device: torch.device,
+        regions: Regions | None = None,
     ) -> None:
         assert opts.content_weight is not None  # resolved from the preset
         self.model = model
@@ -69,6 +76,11 @@ class Objective:
         self.overhead = tiles.pass_overhead(model)
         self.device = device
         self.blend = normalised(opts.style_blend, len(self.styles))
+        self.regions = regions
+        # Which styles paint each region: all of them over the whole picture without masks.
+        self.groups = (
+            [r.styles for r in regions.regions] if regions else [tuple(range(len(self.styles)))]
+        )
         self.layer_weights = normalised(opts.style_layer_weights, len(opts.style_layers))
         # Tiled evaluations shift their grid at random; seeded, a run repeats exactly.
         self.grid_generator = torch.Generator().manual_seed(opts.seed)
@@ -101,10 +113,11 @@ class Objective:
     # -- targets -----------------------------------------------------------------------
 
     def targets(self, content: Tensor, long_side: int, tile: int | None) -> Targets:
-        """The targets at a scale: the photo's features and the paintings' blended Gram
-        matrices, computed in tiles of `tile` pixels where that is given."""
+        """The targets at a scale: the photo's features and, per region, the blended Gram
+        matrices of its paintings, computed in tiles of `tile` pixels where that is given."""
         opts = self.opts
         h, w = content.shape[-2:]
+        weights, areas = self._region_weights(h, w)
         with torch.no_grad():
             if tile is None:
                 feats = self.model(content)
@@ -115,40 +128,90 @@ class Objective:
             content_losses = [ContentLoss(feats[name]) for name in opts.content_layers]
             grams: dict[str, list[Tensor]] = {name: [] for name in opts.style_layers}
             for style in self.styles:
-                for name, gram in self.grams(self._style_at(style, long_side, content)).items():
+                (whole,) = self.grams(self._style_at(style, long_side, content))
+                for name, gram in whole.items():
                     grams[name].append(gram)
-        style_losses = [StyleLoss(mix_grams(grams[n], self.blend)) for n in opts.style_layers]
-        weight = opts.style_weight
+        style_losses = []
+        for group in self.groups:
+            blend = [self.blend[i] for i in group]
+            style_losses.append(
+                [
+                    StyleLoss(mix_grams([grams[n][i] for i in group], blend))
+                    for n in opts.style_layers
+                ]
+            )
+        targets = Targets(content_losses, style_losses, opts.style_weight, weights, areas)
         if opts.adaptive_weight:
             with torch.no_grad():
                 # Untiled, the photo's style features came with its content features.
                 own = (
-                    {n: gram_matrix(feats[n]) for n in opts.style_layers}
+                    [self._grams_of(feats, weight) for weight in weights]
                     if tile is None
-                    else self.grams(content)
+                    else self.grams(content, weights)
                 )
-            weight *= adaptive_factor(float(self._style_distance(own, style_losses)))
-        return Targets(content_losses, style_losses, weight)
+            targets.style_weight *= adaptive_factor(float(self._style_distance(own, targets)))
+        return targets
 
-    def grams(self, image: Tensor) -> dict[str, Tensor]:
-        """The style layers' Gram matrices of an image, in tiles if it needs them."""
+    def _region_weights(self, h: int, w: int) -> tuple[list[dict[str, Tensor] | None], list[float]]:
+        """Each region's weight at every style layer's resolution, and its area share."""
+        if self.regions is None:
+            return [None], [1.0]
+        areas = [float(p.mean()) for p in self.regions.weights(h, w)]
+        layers = {
+            n: self.regions.at_features(h, w, stride(n)).to(self.device)
+            for n in self.opts.style_layers
+        }
+        weights: list[dict[str, Tensor] | None] = [
+            {n: layer[index : index + 1] for n, layer in layers.items()}
+            for index in range(len(areas))
+        ]
+        return weights, areas
+
+    def _grams_of(
+        self, feats: Mapping[str, Tensor], weight: Mapping[str, Tensor] | None
+    ) -> dict[str, Tensor]:
+        return {
+            n: gram_matrix(feats[n], None if weight is None else weight[n])
+            for n in self.opts.style_layers
+        }
+
+    def _tiled_grams(
+        self,
+        image: Tensor,
+        weights: Sequence[Mapping[str, Tensor] | None],
+        layout: list[tiles.Tile],
+    ) -> list[dict[str, Tensor]]:
+        return tiles.grams(self.model, image, self.opts.style_layers, layout, weights)
+
+    def grams(
+        self, image: Tensor, weights: Sequence[Mapping[str, Tensor] | None] = (None,)
+    ) -> list[dict[str, Tensor]]:
+        """The style layers' Gram matrices of an image, one set per region of `weights`
+        (None: the whole image), in tiles if a forward pass needs them."""
         h, w = image.shape[-2:]
         tile = tiles.plan(h, w, self.budget, optimise=False, overhead=self.overhead).tile
-        layers = self.opts.style_layers
         if tile is not None:
-            return tiles.grams(self.model, image, layers, tiles.grid(h, w, tile))
+            layout = tiles.grid(h, w, tile)
+            return tiles.grams(self.model, image, self.opts.style_layers, layout, weights)
         feats = self.model(image)
-        return {name: gram_matrix(feats[name]) for name in layers}
+        return [self._grams_of(feats, weight) for weight in weights]
 
     # -- evaluation --------------------------------------------------------------------
 
-    def _style_distance(self, grams: Mapping[str, Tensor], style: Sequence[StyleLoss]) -> Tensor:
-        """The unweighted style term: how far these Gram matrices are from the targets."""
-        layers = zip(self.opts.style_layers, style, self.layer_weights, strict=True)
-        return sum(
-            (lw * relative_mse(grams[n], loss.target) for n, loss, lw in layers),
-            torch.zeros((), device=self.device),
-        )
+    def _style_distance(self, grams: Sequence[Mapping[str, Tensor]], targets: Targets) -> Tensor:
+        """The unweighted style term: how far each region's Gram matrices are from its
+        targets, the regions weighted by their areas."""
+        total = torch.zeros((), device=self.device)
+        for region, style, area in zip(grams, targets.style, targets.areas, strict=True):
+            if area < SUPPORT:
+                continue  # an empty mask paints nothing
+            layers = zip(self.opts.style_layers, style, self.layer_weights, strict=True)
+            distance = sum(
+                (lw * relative_mse(region[n], loss.target) for n, loss, lw in layers),
+                torch.zeros((), device=self.device),
+            )
+            total = total + (distance if area == 1.0 else area * distance)
+        return total
 
     def _pixel_terms(self, image: Tensor) -> dict[str, Tensor]:
         """The terms computed on the image itself rather than on its features."""
@@ -172,10 +235,10 @@ class Objective:
             (loss(feats[n]) for loss, n in zip(targets.content, opts.content_layers, strict=True)),
             torch.zeros((), device=x.device),
         ) / len(targets.content)
-        grams = {n: gram_matrix(feats[n]) for n in opts.style_layers}
+        grams = [self._grams_of(feats, weight) for weight in targets.weights]
         terms = {
             "content": self.content_weight * content,
-            "style": targets.style_weight * self._style_distance(grams, targets.style),
+            "style": targets.style_weight * self._style_distance(grams, targets),
             **self._pixel_terms(x),
         }
         total: Tensor = sum(terms.values(), torch.zeros((), device=x.device))
@@ -191,13 +254,13 @@ class Objective:
         layout = tiles.shifted_grid(h, w, tile, self.grid_generator)
         # Pass 1: the global Gram matrices, the style term, and its gradient with respect
         # to each Gram matrix (they are small: channels x channels).
-        global_grams = {
-            n: g.requires_grad_(True)
-            for n, g in tiles.grams(self.model, image, opts.style_layers, layout).items()
-        }
-        style = targets.style_weight * self._style_distance(global_grams, targets.style)
+        global_grams = [
+            {n: g.requires_grad_(True) for n, g in region.items()}
+            for region in tiles.grams(self.model, image, opts.style_layers, layout, targets.weights)
+        ]
+        style = targets.style_weight * self._style_distance(global_grams, targets)
         style.backward()  # type: ignore[no-untyped-call]
-        gram_grads = {n: g.grad for n, g in global_grams.items()}
+        gram_grads = [{n: g.grad for n, g in region.items()} for region in global_grams]
         content_weight = self.content_weight / len(targets.content)
         content = 0.0
 
@@ -206,14 +269,12 @@ class Objective:
         # tile's part of the whole image's style gradient.
         def tile_loss(feats: dict[str, Tensor], t: tiles.Tile) -> Tensor:
             nonlocal content
-            share = sum(
-                (
-                    (g * tiles.gram_share(t.interior(feats[n], n), tiles.positions(h, w, n))).sum()
-                    for n, g in gram_grads.items()
-                    if g is not None
-                ),
-                torch.zeros((), device=x.device),
-            )
+            share = torch.zeros((), device=x.device)
+            for region, weight in zip(gram_grads, targets.weights, strict=True):
+                for n, g in region.items():
+                    if g is not None:
+                        part = t.interior(feats[n], n)
+                        share = share + (g * tiles.gram_share(part, t, n, h, w, weight)).sum()
             c = torch.zeros((), device=x.device)
             for loss, n in zip(targets.content, opts.content_layers, strict=True):
                 rows, cols = t.region(n)

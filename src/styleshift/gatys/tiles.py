@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -242,21 +242,39 @@ def positions(height: int, width: int, layer: str) -> int:
     return (height // s) * (width // s)
 
 
-def gram_share(part: Tensor, total_positions: int) -> Tensor:
-    """One tile's share of the whole image's Gram matrix (see losses.gram_matrix)."""
+def gram_share(
+    part: Tensor,
+    tile: Tile,
+    layer: str,
+    height: int,
+    width: int,
+    weight: Mapping[str, Tensor] | None = None,
+) -> Tensor:
+    """One tile's share of the whole image's Gram matrix of `layer` (see
+    losses.gram_matrix), or of a region's, with the region's `weight` per layer."""
     flat = part.reshape(part.shape[0], part.shape[1], -1)
-    return flat @ flat.transpose(1, 2) / total_positions
+    if weight is None:
+        return flat @ flat.transpose(1, 2) / positions(height, width, layer)
+    rows, cols = tile.region(layer)
+    local = weight[layer][..., rows, cols].reshape(1, 1, -1).to(flat.dtype)
+    return (flat * local) @ flat.transpose(1, 2) / weight[layer].sum().clamp_min(1e-30)
 
 
 def grams(
-    model: nn.Module, image: Tensor, layers: Sequence[str], tiles: Iterable[Tile]
-) -> dict[str, Tensor]:
-    """The whole image's Gram matrices of `layers`, summed over the tiles (no gradients)."""
+    model: nn.Module,
+    image: Tensor,
+    layers: Sequence[str],
+    tiles: Iterable[Tile],
+    weights: Sequence[Mapping[str, Tensor] | None],
+) -> list[dict[str, Tensor]]:
+    """The whole image's Gram matrices of `layers`, summed over the tiles (no gradients),
+    once per region `weights` (None: the whole picture)."""
     h, w = image.shape[-2:]
-    out: dict[str, Tensor] = {}
-    for _, name, part in _interiors(model, image, layers, tiles):
-        share = gram_share(part, positions(h, w, name))
-        out[name] = out[name] + share if name in out else share
+    out: list[dict[str, Tensor]] = [{} for _ in weights]
+    for tile, name, part in _interiors(model, image, layers, tiles):
+        for found, weight in zip(out, weights, strict=True):
+            share = gram_share(part, tile, name, h, w, weight)
+            found[name] = found[name] + share if name in found else share
     return out
 
 
