@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image, ImageDraw
 
 from instant import REPO, SHARED, cpu_facts, rgb  # bench/ is on the path when run as a script
@@ -37,6 +38,7 @@ from styleshift.metrics import Scorer, kept_psnr
 from styleshift.regions import open_regions
 from styleshift.weights import ensure_weights, load_state_dict
 
+REGION_COLOURS = [(255, 255, 255), (255, 170, 0), (0, 170, 255)]
 PAIRS = (
     ("vangogh_starry_night.jpg", "mondrian_tableau_no2_comp_vii.jpg"),
     ("munch_the_scream.jpg", "picabia_udnie.jpg"),
@@ -160,24 +162,32 @@ def sheet(args: argparse.Namespace, out: Path) -> None:
     parrots = rgb(content / "kodim23_parrots.png")
     cases.append(("subject kept", parrots, [rgb(style / "picabia_udnie.jpg")], ["auto:background"]))
     cell, header = 256, 20
-    columns = ["photo", "mask", "instant", args.sheet_preset]
-    canvas = Image.new("RGB", (cell * len(columns), header + cell * len(cases)), "white")
-    draw = ImageDraw.Draw(canvas)
-    for col, name in enumerate(columns):
-        draw.text((col * cell + 4, 4), name, fill="black")
-    for row, (label, photo, paintings, masks) in enumerate(cases):
+    columns = ["photo", "masks", "instant", args.sheet_preset]
+    rows = []
+    for label, photo, paintings, masks in cases:
         regions = open_regions(masks, photo, len(paintings))
-        painted = regions.painted(photo.height, photo.width)[0, 0].numpy()
-        mask_image = Image.fromarray((painted * 255).astype("uint8"))
-        tiles = [photo, mask_image]
+        # Each region in its own colour over black, the part that keeps the photo.
+        weights = regions.weights(photo.height, photo.width)[:, 0]
+        colours = torch.tensor(REGION_COLOURS[: len(weights)], dtype=torch.float32)
+        legend = torch.einsum("rhw,rc->hwc", weights, colours).clamp(0, 255)
+        tiles = [photo, Image.fromarray(legend.byte().numpy())]
         for preset in ("instant", args.sheet_preset):
             opts = Options(**{**options(preset).to_dict(), "mask": tuple(masks), "size": 512})
             tiles.append(engine.run(photo, paintings, opts).image)
-        for col, tile in enumerate(tiles):
-            tile = tile.copy()
+        for tile in tiles:
             tile.thumbnail((cell - 4, cell - 4))
-            canvas.paste(tile, (col * cell + 2, header + row * cell + 2))
-        draw.text((4, header + row * cell + 4), label, fill="white")
+        rows.append((label, tiles))
+    heights = [max(t.height for t in tiles) + 4 for _, tiles in rows]
+    canvas = Image.new("RGB", (cell * len(columns), header + sum(heights)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for col, name in enumerate(columns):
+        draw.text((col * cell + 4, 4), name, fill="black")
+    top = header
+    for (label, tiles), height in zip(rows, heights, strict=True):
+        for col, tile in enumerate(tiles):
+            canvas.paste(tile, (col * cell + 2, top + 2))
+        draw.text((6, top + 4), label, fill="white")
+        top += height
     canvas.save(out, quality=88)
 
 

@@ -186,3 +186,36 @@ def test_bad_inputs_get_one_line_errors(
 def test_a_too_small_picture_is_refused_by_the_api(scorer: Scorer, photo: Image.Image) -> None:
     with pytest.raises(InputError, match="at least 32 px"):
         evaluate_image(scorer, Image.new("RGB", (20, 40)), photo)
+
+
+def test_a_masked_picture_is_scored_inside_and_outside_its_mask(
+    engine: StyleTransfer,
+    scorer: Scorer,
+    photo: Image.Image,
+    painting: Image.Image,
+    painting_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sky = Image.new("L", photo.size, 0)
+    sky.paste(255, (0, 0, photo.width, photo.height // 2))
+    picture = engine.stylize(photo, painting, preset="instant", size=SIZE, mask=(sky,))
+    scores = evaluate_image(scorer, picture, photo, [painting], [sky])
+    whole = evaluate_image(scorer, engine.stylize(photo, painting, preset="instant", size=SIZE),
+                           photo, [painting], [sky])  # fmt: skip
+    (match,), (whole_match,) = scores.styles, whole.styles
+    # Inside the mask both pictures are painted alike, so they score alike there; over
+    # the whole picture they differ, since one keeps the photo below the mask.
+    assert match.region_distance == pytest.approx(whole_match.region_distance, rel=0.1)
+    assert match.scores.distance != pytest.approx(whole_match.scores.distance, rel=0.1)
+    assert scores.kept_psnr == float("inf")
+    assert whole.kept_psnr is not None and whole.kept_psnr < 25  # painted where it should not be
+    out, ref, mask = tmp_path / "out.png", tmp_path / "photo.png", tmp_path / "sky.png"
+    picture.save(out)
+    photo.save(ref)
+    sky.save(mask)
+    base = ["evaluate", str(out), "--content", str(ref), "--style", str(painting_path)]
+    assert main([*base, "--mask", str(mask)]) == 0
+    assert "inside its mask" in capsys.readouterr().out
+    assert main([*base, "--mask", f"{mask},{mask}"]) == 2
+    assert "2 masks given for 1 style image" in capsys.readouterr().err

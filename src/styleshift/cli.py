@@ -27,7 +27,7 @@ from .files import provenance
 from .image import as_image, check_output_path, save_image, split_alpha
 from .metrics import Scorer
 from .options import FIELD_METHODS, PRESETS, Options, method_of, resolve_options, without_foreign
-from .regions import check_masks
+from .regions import check_count, check_masks
 from .results import Interrupted, Progress, Result, clock
 from .transfer import StyleTransfer
 
@@ -255,6 +255,11 @@ def _add_evaluate_parser(commands: Any) -> None:
     evaluate.add_argument(
         "--style", dest="styles", action="append", type=Path, default=[], metavar="PAINTING",
         help="a painting to match against (repeat for several)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--mask", type=_list_of(str), default=(), metavar="LIST",
+        help="the masks the picture was made with, one per --style (as stylize's --mask): "
+        "each painting is also scored inside its mask, and the photo outside them",
     )  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print the scores as JSON")
     evaluate.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
@@ -831,7 +836,12 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     for painting in args.styles:  # every mistake before the network loads
         as_image(painting, what="style image")
+    if args.mask:
+        check_count(len(args.mask), len(args.styles))
+        check_masks(args.mask)
     if evaluate.is_video(args.output):
+        if args.mask:
+            raise StyleshiftError("--mask scores still pictures only; leave it out for a video")
         if not evaluate.is_video(args.content):
             raise StyleshiftError(
                 f"{args.output} is a video; score it against the video it was made from "
@@ -849,7 +859,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         as_image(args.output, what="output")
         as_image(args.content, what="content image")
         scorer = Scorer(weights.load_state_dict(weights.ensure_weights()))
-        result = evaluate.evaluate_image(scorer, args.output, args.content, args.styles)
+        result = evaluate.evaluate_image(scorer, args.output, args.content, args.styles, args.mask)
     print(
         json.dumps(dataclasses.asdict(result), indent=2) if args.json else evaluate.describe(result)
     )

@@ -6,12 +6,15 @@ painting to its long side; the notes say what was resized. The metrics are metri
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from torch import Tensor
 
 from .errors import InputError
 from .image import ImageLike, as_image
@@ -22,7 +25,9 @@ from .metrics import (
     StyleScores,
     fit_painting,
     fit_photo,
+    kept_psnr,
 )
+from .regions import FEATHER, open_regions
 
 # Extensions read as videos; a folder is a sequence of frames (as `styleshift video`).
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif"})
@@ -32,6 +37,7 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", "
 class StyleMatch:
     painting: str
     scores: StyleScores
+    region_distance: float | None = None  # inside the painting's mask, if one was given
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,9 @@ class Evaluation:
     content: ContentScores
     styles: tuple[StyleMatch, ...]
     notes: tuple[str, ...]  # what was resized, or paired, to score it
+    # With masks: the PSNR of the picture against the photo where no mask paints, away
+    # from the feather (infinity where it is the photo exactly).
+    kept_psnr: float | None
 
 
 @dataclass(frozen=True)
@@ -100,8 +109,11 @@ def evaluate_image(
     output: ImageLike,
     content: ImageLike,
     styles: Sequence[ImageLike] = (),
+    masks: Sequence[str | Path | Image.Image] = (),
 ) -> Evaluation:
-    """Scores `output` against the photo `content` and each of `styles`."""
+    """Scores `output` against the photo `content` and each of `styles`; with `masks`
+    (one per style, as `Options.mask`), also each painting inside its region and the
+    photo outside every region."""
     picture = as_image(output, what="output").convert("RGB")
     out_name = _name(output, "output")
     _check_size(picture.size, out_name)
@@ -111,19 +123,37 @@ def evaluate_image(
         notes.append(
             _size_note(f"the photo {_name(content, '')}".strip(), photo.size, picture.size)
         )
+    regions = open_regions(masks, photo, len(styles)) if masks else None
     photo = fit_photo(photo, picture.size)
+    w, h = picture.size
     matches = []
     for i, style in enumerate(styles):
         painting = fit_painting(as_image(style, what="style image"), picture.size)
         scores = scorer.style(picture, photo, painting)
-        matches.append(StyleMatch(_name(style, f"style {i + 1}"), scores))
+        inside = None
+        if regions is not None:
+            (index,) = [r for r, region in enumerate(regions.regions) if i in region.styles]
+            inside = scorer.region_distance(picture, painting, _grey(regions.weights(h, w)[index]))
+        matches.append(StyleMatch(_name(style, f"style {i + 1}"), scores, inside))
+    kept = None
+    if regions is not None:
+        notes += regions.notes
+        band = math.ceil(3 * FEATHER * max(w, h))  # three of the feather's deviations
+        with contextlib.suppress(ValueError):  # masks that leave nothing of the photo
+            kept = kept_psnr(picture, photo, _grey(regions.painted(h, w)[0]), band)
     return Evaluation(
         output=out_name,
         size=picture.size,
         content=scorer.content(picture, photo),
         styles=tuple(matches),
         notes=tuple(notes),
+        kept_psnr=kept,
     )
+
+
+def _grey(weight: Tensor) -> Image.Image:
+    """A (1, H, W) weight in 0..1 as a mask picture."""
+    return Image.fromarray((weight[0].numpy() * 255 + 0.5).astype(np.uint8))
 
 
 def is_video(path: str | Path) -> bool:
@@ -199,6 +229,7 @@ def evaluate_video(
             for (name, _), scores in zip(paintings, style_scores, strict=True)
         ),
         notes=tuple(notes),
+        kept_psnr=None,
     )
 
 
@@ -217,6 +248,11 @@ def _style_lines(m: StyleMatch) -> list[str]:
     return [
         f"style match: {m.painting}",
         f"  Gram distance       {s.distance:7.4f}   mean over the layers; 0 = the painting",
+        *(
+            [f"    inside its mask   {m.region_distance:7.4f}   the painted region alone"]
+            if m.region_distance is not None
+            else []
+        ),
         f"    per layer         {layers}",
         f"  Gram reduction      {s.reduction:7.2f}x  the photo's distance over the output's",
         f"  mean/std distance   {s.statistics_distance:7.3f}   0 = the painting",
@@ -242,5 +278,9 @@ def describe(evaluation: Evaluation | VideoEvaluation) -> str:
     lines += _content_lines(evaluation.content)
     for match in evaluation.styles:
         lines += _style_lines(match)
+    if evaluation.kept_psnr is not None:
+        lines.append(
+            f"photo kept outside the masks: PSNR {evaluation.kept_psnr:.1f} dB (inf: exactly)"
+        )
     lines += [f"note: {n}" for n in evaluation.notes]
     return "\n".join(lines)

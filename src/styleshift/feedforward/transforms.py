@@ -101,27 +101,20 @@ def stylise_regions(
     groups: Sequence[Sequence[int]],
     shares: Tensor,
 ) -> Tensor:
-    """`stylise_features` per region: the positions of region r (where `shares[r]`, its
-    (1, H, W) weight at this feature map, is above nothing) take the transform from their
-    own statistics to those of the styles `groups[r]` (blended by `weights` within it),
-    mixed with the content by that weight. Positions no region reaches stay the photo's."""
-    flat = content.flatten(1)
-    out = flat.clone()
+    """`stylise_features` per region: region r takes the whole picture's transform
+    towards the styles `groups[r]` (blended by `weights` within it), mixed with the
+    content by `shares[r]`, its (1, H, W) weight at this feature map. Positions no region
+    reaches stay the photo's.
+
+    The transform starts from the whole picture's statistics, not the region's: a flat
+    region (a clear sky) has so little spread that normalising by its own would blow its
+    faint noise up into the painting's whole contrast."""
+    out = content.clone()
     for group, share in zip(groups, shares, strict=True):
-        weight = share.flatten()
-        inside = weight > SUPPORT
-        if int(inside.sum()) < 2:  # no spread to measure
-            continue
         total = sum(weights[i] for i in group)
-        if total <= 0:
+        if total <= 0 or not bool((share > SUPPORT).any()):
             continue
-        part = flat[:, inside].unsqueeze(1)  # (C, 1, n): the region as one image
-        painted = stylise_features(
-            transform,
-            part,
-            [styles[i] for i in group],
-            [weights[i] / total for i in group],
-            strength,
-        )
-        out[:, inside] += weight[inside] * (painted[:, 0] - flat[:, inside])
-    return out.view_as(content)
+        blend = [weights[i] / total for i in group]
+        painted = stylise_features(transform, content, [styles[i] for i in group], blend, strength)
+        out += share * (painted - content)
+    return out

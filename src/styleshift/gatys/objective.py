@@ -149,7 +149,11 @@ class Objective:
                     if tile is None
                     else self.grams(content, weights)
                 )
-            targets.style_weight *= adaptive_factor(float(self._style_distance(own, targets)))
+            # Per unit of painted area: a small region's term is small because the region
+            # is, not because its photo is close to the painting.
+            painted = sum(a for a in areas if a >= SUPPORT) or 1.0
+            distance = float(self._style_distance(own, targets)) / painted
+            targets.style_weight *= adaptive_factor(distance)
         return targets
 
     def _region_weights(self, h: int, w: int) -> tuple[list[dict[str, Tensor] | None], list[float]]:
@@ -174,14 +178,6 @@ class Objective:
             n: gram_matrix(feats[n], None if weight is None else weight[n])
             for n in self.opts.style_layers
         }
-
-    def _tiled_grams(
-        self,
-        image: Tensor,
-        weights: Sequence[Mapping[str, Tensor] | None],
-        layout: list[tiles.Tile],
-    ) -> list[dict[str, Tensor]]:
-        return tiles.grams(self.model, image, self.opts.style_layers, layout, weights)
 
     def grams(
         self, image: Tensor, weights: Sequence[Mapping[str, Tensor] | None] = (None,)
