@@ -23,6 +23,13 @@ def gram_matrix(features: Tensor, weight: Tensor | None = None) -> Tensor:
     n, c, h, w = features.shape
     flat = features.reshape(n, c, h * w)
     if weight is None:
+        if not features.is_contiguous():
+            # Channels-last features (the reduced-precision network hands them back so):
+            # scaled before the product, the two operands are different tensors, and the
+            # backward no longer sums two gradients into that strided layout. 18% less
+            # time per evaluation at 384 px with AMX (docs/performance.md); on the
+            # contiguous float32 features it would cost 4%, so there the division stays.
+            return (flat * (1.0 / (h * w))) @ flat.transpose(1, 2)
         return flat @ flat.transpose(1, 2) / (h * w)
     weights = weight.reshape(weight.shape[0], 1, h * w).to(flat.dtype)
     return (flat * weights) @ flat.transpose(1, 2) / weights.sum().clamp_min(_TINY)
