@@ -3,9 +3,9 @@
 A mask is a grey picture over the photo: white paints, black keeps the photo, grey lies
 between. There is one mask per style; styles given the same mask share its region and
 blend there by their blend weights. Where no mask reaches, the photo is kept exactly:
-both method families stylise the whole picture with the style statistics of each region
-weighted by its mask (so strokes do not stop at the border), then put the photo back
-through the feathered masks. `auto:subject` and `auto:background` find the subject of
+both method families work on the whole picture, each region pulled towards its own
+paintings as much as its mask says (so strokes do not stop at the border), then put the
+photo back through the feathered masks. `auto:subject` and `auto:background` find the subject of
 the photo with GrabCut instead of a drawn mask.
 """
 
