@@ -5,8 +5,8 @@ between. There is one mask per style; styles given the same mask share its regio
 blend there by their blend weights. Where no mask reaches, the photo is kept exactly:
 both method families work on the whole picture, each region pulled towards its own
 paintings as much as its mask says (so strokes do not stop at the border), then put the
-photo back through the feathered masks. `auto:subject` and `auto:background` find the subject of
-the photo with GrabCut instead of a drawn mask.
+photo back through the feathered masks. `auto:subject` and `auto:background` find the
+subject of the photo with GrabCut instead of a drawn mask.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ AUTO = ("auto:subject", "auto:background")
 # hard-edged mask leaves no visible seam and the photo is kept to within a few pixels of
 # the border.
 FEATHER = 0.005
-# A region whose weight in a feature map is below this is left out of its statistics.
+# A region whose weight is nowhere above this (an empty mask) paints nothing.
 SUPPORT = 1e-3
 
 

@@ -222,14 +222,18 @@ class VideoStylizer:
     ) -> Result:
         assert self._previous is not None
         opts = replace(self.options, size=max(frame.size))
+        regions = None
+        if self.options.mask:
+            # Opened once for the engine and the blend: an automatic mask is found once.
+            regions = open_regions(self.options.mask, frame, len(self.styles))
+            by_style: dict[int, Any] = {i: r.mask for r in regions.regions for i in r.styles}
+            opts = replace(opts, mask=tuple(by_style[i] for i in range(len(self.styles))))
         result = self.engine.run(frame, self.styles, opts, callback=on_step)
         current = np.asarray(result.image.convert("RGB"), dtype=np.float32) / 255.0
         warped = link.warp_previous(self._previous[1].astype(np.float32) / 255.0)
         keep = link.mask[..., None].astype(np.float32) * self.settings.blend
-        if self.options.mask:  # where the photo is kept, it is this frame's
-            painted = open_regions(self.options.mask, frame, len(self.styles)).painted(
-                *current.shape[:2]
-            )
+        if regions is not None:  # where the photo is kept, it is this frame's
+            painted = regions.painted(*current.shape[:2])
             keep = keep * painted[0].permute(1, 2, 0).numpy()
         mixed = keep * warped + (1 - keep) * current
         image = Image.fromarray((mixed * 255.0 + 0.5).clip(0, 255).astype(np.uint8))

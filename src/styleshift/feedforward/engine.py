@@ -147,7 +147,7 @@ class FeedForward:
         With several levels (deepest first) the picture of each is the content of the
         next, so the coarse structures of the style come first and the fine ones last
         (universal style transfer's multi-level stylisation). With `regions`, each region
-        takes its styles' statistics, and the photo is kept where no region reaches."""
+        is moved towards its own styles, and the photo is kept where no region reaches."""
         h, w = content.shape[-2:]
         reduced = dtype != torch.float32
         x = content.to(self.device)
