@@ -133,7 +133,7 @@ def test_tiled_objective_and_gradient_match_the_whole_image(
         styles.append(images / "style" / "mondrian_tableau_no2_comp_vii.jpg")
         options = replace(options, mask=(left, ImageOps.invert(left)))  # type: ignore[arg-type]
     opts = resolve_options(options, CPU, len(styles))
-    run = Run(engine._state, engine.feedforward, content_path, styles, opts, None, None, {})
+    run = Run(engine._state, engine.device, content_path, styles, opts, None, None, {})
     content = run.objective.content_at(256)
     torch.manual_seed(0)
     x0 = (content + 0.1 * torch.randn_like(content)).clamp(0, 1)
@@ -184,7 +184,7 @@ def test_memory_is_handed_back_after_every_tile_and_scale(
     assert released == [CPU] * len(result.scales) and len(result.scales) == 3
     # Tiled: after every tile of both passes, where fragmentation piles up fastest.
     opts = resolve_options(Options(size=256, multiscale=False, iterations=(1,)), CPU, 1)
-    run = Run(engine._state, engine.feedforward, content_path, [style_path], opts, None, None, {})
+    run = Run(engine._state, engine.device, content_path, [style_path], opts, None, None, {})
     content = run.objective.content_at(256)
     targets = run.objective.targets(content, 256, 64)
     released.clear()  # the content targets were assembled in tiles too

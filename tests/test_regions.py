@@ -167,7 +167,7 @@ def test_a_region_is_painted_as_strongly_as_the_whole_picture(
             Options(size=256, multiscale=False, iterations=(1,), precision="float32", mask=mask),  # type: ignore[arg-type]
             CPU, 1,
         )  # fmt: skip
-        run = Run(engine._state, engine.feedforward, twin, paintings[:1], opts, None, None, {})
+        run = Run(engine._state, engine.device, twin, paintings[:1], opts, None, None, {})
         content = run.objective.content_at(256)
         weights.append(run.objective.targets(content, 256, None).style_weight)
     assert weights[1] == pytest.approx(weights[0], rel=0.15)

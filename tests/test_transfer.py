@@ -857,7 +857,7 @@ def test_range_term_keeps_pixels_that_saving_would_clip(
     plain_opts = dataclasses.replace(opts, range_weight=0.0)
     referee = Run(
         engine._state,
-        engine.feedforward,
+        engine.device,
         content,
         [style],
         resolve_options(plain_opts, CPU, 1),

@@ -18,27 +18,23 @@ import io
 import json
 import multiprocessing
 import os
-import signal
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import torch
 from PIL import Image
 
+from .batch_worker import Outcome, Payload, init_worker, work, work_in_process
 from .errors import InputError, StyleshiftError, one_line
 from .files import inside, provenance, write_bytes, write_error
 from .image import OUTPUT_FORMATS, save_image
+from .media import Kind, kind_of
 from .options import Options
 from .regions import AUTO
 from .transfer import StyleTransfer
 
-Kind = Literal["image", "video"]
-IMAGE_SUFFIXES = frozenset({*OUTPUT_FORMATS, ".gif"})
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"})
 MANIFEST_SUFFIXES = frozenset({".csv", ".jsonl"})
 RESULTS = "batch-results.jsonl"
 TEMPLATE = "{content}__{style}.{ext}"
@@ -100,8 +96,8 @@ class JobResult:
 
 
 def _kind(path: Path) -> Kind | None:
-    suffix = path.suffix.lower()
-    return "image" if suffix in IMAGE_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else None
+    """A file's kind; a folder is neither here (a batch's contents are files)."""
+    return None if path.is_dir() else kind_of(path)
 
 
 def _output_name(content: Path, root: Path | None, styles: Sequence[Path], kind: Kind) -> Path:
@@ -298,28 +294,7 @@ def _record(folder: Path, result: JobResult) -> None:
         os.fsync(f.fileno())
 
 
-# --- Work: what a worker does with one job ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Payload:
-    """One job as it travels to a worker: the inputs' bytes, never paths."""
-
-    content_name: str
-    content: bytes
-    styles: tuple[tuple[str, bytes], ...]
-    options: dict[str, Any]
-    kind: Kind
-    masks: tuple[tuple[str, bytes], ...] = ()  # the drawn ones, in order; auto:... needs none
-
-
-@dataclass(frozen=True)
-class Outcome:
-    data: bytes | None
-    seconds: float
-    device: str | None = None
-    loss: float | None = None
-    error: str | None = None
+# --- Payloads: a job as bytes for a worker -----------------------------------------------
 
 
 def payload(job: Job) -> Payload:
@@ -338,56 +313,6 @@ def payload(job: Job) -> Payload:
         )
     except OSError as e:
         raise InputError(f"cannot read {e.filename}: {e.strerror}") from None
-
-
-def work(engine: StyleTransfer, item: Payload) -> Outcome:
-    """Stylise one payload; a user's mistake (a bad file, a bad option) is its outcome's
-    error, anything else propagates."""
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="styleshift-batch-") as tmp:
-        files = [(item.content_name, item.content), *item.styles, *item.masks]
-        names = [name for name, _ in files]
-        paths = [Path(tmp) / str(i) / Path(name).name for i, name in enumerate(names)]
-        for path, (_, data) in zip(paths, files, strict=True):
-            path.parent.mkdir()
-            path.write_bytes(data)
-        content, styles = paths[0], paths[1 : 1 + len(item.styles)]
-        drawn = iter(paths[1 + len(item.styles) :])
-        try:
-            options = Options.from_kwargs(**item.options)
-            if options.mask:
-                mask = tuple(m if m in AUTO else str(next(drawn)) for m in options.mask)
-                options = replace(options, mask=mask)
-            if item.kind == "video":
-                from .video import stylize_video  # PyAV and OpenCV: the [video] extra
-
-                out = Path(tmp) / "out.mp4"
-                stylize_video(content, styles, out, options, engine=engine)
-                return Outcome(out.read_bytes(), time.perf_counter() - start, str(engine.device))
-            result = engine.run(content, styles, options)
-            buffer = io.BytesIO()
-            result.image.save(buffer, format="PNG")
-            loss = result.loss if result.loss == result.loss else None  # NaN: a single pass
-            return Outcome(buffer.getvalue(), time.perf_counter() - start, result.device, loss)
-        except (StyleshiftError, ImportError) as e:
-            message = one_line(e)
-            for path, name in zip(paths, names, strict=True):  # the user's names, not ours
-                message = message.replace(str(path), name)
-            return Outcome(None, time.perf_counter() - start, error=message)
-
-
-# Each local worker process builds its engine once, in its initializer.
-_ENGINE: list[StyleTransfer] = []
-
-
-def _init_worker(device: str, threads: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(threads)
-    _ENGINE.append(StyleTransfer(device=device))
-
-
-def _work_in_process(item: Payload) -> Outcome:
-    return work(_ENGINE[0], item)
 
 
 # --- The driver -----------------------------------------------------------------------------
@@ -552,13 +477,13 @@ class _Processes:
     def __init__(self, count: int, threads: int, device: str) -> None:
         self.depth = 2 * count
         self.pool = multiprocessing.get_context("spawn").Pool(
-            count, initializer=_init_worker, initargs=(device, threads)
+            count, initializer=init_worker, initargs=(device, threads)
         )
 
     def submit(self, item: Payload) -> cf.Future[Outcome]:
         future: cf.Future[Outcome] = cf.Future()
         self.pool.apply_async(
-            _work_in_process, (item,), callback=future.set_result,
+            work_in_process, (item,), callback=future.set_result,
             error_callback=future.set_exception,
         )  # fmt: skip
         return future

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
-import difflib
 import ipaddress
 import json
 import math
@@ -22,7 +21,7 @@ from typing import Any, NoReturn
 
 from . import __version__, weights
 from .device import resolve_device, resolve_precision
-from .errors import OutputError, StyleshiftError
+from .errors import OutputError, StyleshiftError, closest
 from .files import provenance
 from .image import as_image, check_output_path, save_image, split_alpha
 from .metrics import Scorer
@@ -43,9 +42,9 @@ class _Parser(argparse.ArgumentParser):
             # Subcommands leave unknown options to the top parser, so look in them all.
             known = sorted(_long_options(self))
             for arg in message.split(":", 1)[1].split():
-                close = difflib.get_close_matches(arg.split("=")[0], known, n=1)
-                if close:
-                    message += f" (did you mean {close[0]}?)"
+                near = closest(arg.split("=")[0], known)
+                if near:
+                    message += f" (did you mean {near}?)"
                     break
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}\n")
 
@@ -64,8 +63,8 @@ def _choice(choices: Sequence[str]) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text in choices:
             return text
-        close = difflib.get_close_matches(text, choices, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
+        near = closest(text, choices)
+        hint = f"; did you mean '{near}'?" if near else ""
         raise argparse.ArgumentTypeError(
             f"invalid choice '{text}' (choose from {', '.join(choices)}){hint}"
         )
@@ -871,8 +870,8 @@ def _sweep_values(parser: argparse.ArgumentParser, text: str) -> tuple[str, list
     name = name.strip().lstrip("-").replace("-", "_")
     known = [f.name for f in dataclasses.fields(Options) if f.name != "preset"]
     if not sep or name not in known:
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"; did you mean {close[0]}?" if close else ""
+        near = closest(name, known)
+        hint = f"; did you mean {near}?" if near else ""
         raise StyleshiftError(f"--sweep {text!r} must be OPTION=V1,V2 with a stylize option{hint}")
     flag = "--" + name.replace("_", "-")
     kind = _strip_optional(typing.get_type_hints(Options)[name])

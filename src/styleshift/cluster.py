@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .batch import Outcome, Payload, work
+from .batch_worker import Outcome, Payload, work
 from .errors import StyleshiftError
 from .transfer import StyleTransfer
 

@@ -6,10 +6,27 @@ do; the CLI prints it without a traceback and exits non-zero.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
+
 
 def one_line(text: object) -> str:
     """Collapse a message (an OS or library error, say) onto one line."""
     return " ".join(str(text).split())
+
+
+def closest(value: str, choices: Sequence[str]) -> str | None:
+    """The choice a typo most likely meant, or None when none is near."""
+    found = difflib.get_close_matches(value, choices, n=1)
+    return found[0] if found else None
+
+
+def choice_hint(value: str, choices: Sequence[str], otherwise: str | None = None) -> str:
+    """ "did you mean 'X'?" for a near miss, else `otherwise` (by default the choices)."""
+    near = closest(value, choices)
+    if near is not None:
+        return f"did you mean '{near}'?"
+    return otherwise if otherwise is not None else f"use one of {', '.join(choices)}"
 
 
 class StyleshiftError(Exception):

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from .errors import InputError
 from .image import ImageLike, as_image
+from .media import kind_of
 from .metrics import (
     MIN_SIDE,
     ContentScores,
@@ -30,7 +31,6 @@ from .metrics import (
 from .regions import FEATHER, open_regions
 
 # Extensions read as videos; a folder is a sequence of frames (as `styleshift video`).
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi", ".gif"})
 
 
 @dataclass(frozen=True)
@@ -157,8 +157,7 @@ def _grey(weight: Tensor) -> Image.Image:
 
 
 def is_video(path: str | Path) -> bool:
-    p = Path(path)
-    return p.is_dir() or p.suffix.lower() in VIDEO_EXTENSIONS
+    return kind_of(path) == "video"
 
 
 def evaluate_video(

@@ -7,7 +7,6 @@ only what applies, and a value given to a method it does not affect is refused.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -16,10 +15,9 @@ from typing import Any, Literal, cast, get_args
 import torch
 
 from .device import Device, Precision, resolve_precision
-from .errors import OptionError
-from .feedforward.decoder import check_level
+from .errors import OptionError, choice_hint, closest
 from .regions import check_count
-from .vgg import Pooling, check_layers
+from .vgg import Pooling, check_layers, check_level
 
 Preset = Literal["fast", "balanced", "high", "instant"]
 Method = Literal["auto", "gatys", "adain", "wct", "efdm"]
@@ -243,8 +241,8 @@ class Options:
         names = [f.name for f in fields(cls)]
         for key in kwargs:
             if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
+                near = closest(key, names)
+                hint = f"; did you mean '{near}'?" if near else ""
                 raise OptionError(f"unknown option '{key}'{hint}")
         return cls(**kwargs)
 
@@ -355,8 +353,7 @@ def _reset(options: Options, group: str) -> Options:
 
 def _resolve_method(options: Options, spec: PresetSpec) -> str:
     if options.method not in METHODS:
-        close = difflib.get_close_matches(str(options.method), METHODS, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(METHODS)}"
+        hint = choice_hint(str(options.method), METHODS)
         raise OptionError(f"unknown method '{options.method}'; {hint}")
     if options.method == "auto":
         return spec.method

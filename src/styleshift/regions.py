@@ -11,7 +11,6 @@ subject of the photo with GrabCut instead of a drawn mask.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageFilter
 from torch import Tensor
 
-from .errors import InputError, OptionError
+from .errors import InputError, OptionError, choice_hint
 from .image import as_image
 
 AUTO = ("auto:subject", "auto:background")
@@ -123,8 +122,7 @@ def check_masks(masks: Sequence[str | os.PathLike[str] | Image.Image]) -> None:
 
 def _check_auto(spec: str) -> None:
     if spec not in AUTO:
-        close = difflib.get_close_matches(spec, AUTO, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"use {' or '.join(AUTO)}"
+        hint = choice_hint(spec, AUTO, f"use {' or '.join(AUTO)}")
         raise OptionError(f"unknown automatic mask '{spec}'; {hint}")
 
 

@@ -9,6 +9,7 @@ best image so far.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,11 @@ class StyleTransfer:
             if init is not None or terms:
                 raise OptionError(f"the feed-forward method {opts.method} takes no start image")
             return feedforward.run(self.feedforward, content, style_list, opts, callback)
+        instant = functools.partial(feedforward.start_image, self.feedforward, opts=opts)
         return Run(
-            self._state, self.feedforward, content, style_list, opts, callback, init, terms or {}
-        ).execute()
+            self._state, self.device, content, style_list, opts, callback, init, terms or {},
+            instant,
+        ).execute()  # fmt: skip
 
 
 def stylize(

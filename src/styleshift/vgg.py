@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
 
-from .errors import OptionError
+from .errors import OptionError, choice_hint
 from .weights import CONV_LAYERS
 
 Pooling = Literal["avg", "max"]
+# The levels a decoder can invert from: the first ReLU of each block.
+Level = Literal["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+LEVELS: tuple[str, ...] = get_args(Level)
 
 # The Oxford/Caffe preprocessing the weights were trained with: RGB in 0..255 minus the
 # ImageNet mean, no division by a standard deviation.
@@ -45,10 +47,15 @@ def check_layers(names: Iterable[str], what: str) -> tuple[str, ...]:
         raise OptionError(f"no {what} given; name at least one VGG-19 layer such as relu4_2")
     for name in names:
         if name not in LAYERS:
-            close = difflib.get_close_matches(name, LAYERS, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"valid names: {', '.join(LAYERS)}"
+            hint = choice_hint(name, LAYERS, f"valid names: {', '.join(LAYERS)}")
             raise OptionError(f"unknown {what[:-1]} '{name}'; {hint}")
     return names
+
+
+def check_level(level: str) -> str:
+    if level not in LEVELS:
+        raise OptionError(f"unknown decoder level '{level}'; {choice_hint(level, LEVELS)}")
+    return level
 
 
 class VGGFeatures(nn.Module):

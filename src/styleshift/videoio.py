@@ -27,6 +27,7 @@ from PIL import Image
 from .errors import InputError, OutputError, one_line
 from .files import TEMP_PREFIX, atomic_path, fsync_dir, remove_own, write_error
 from .image import INPUT_FORMATS, as_image
+from .media import IMAGE_SUFFIXES
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -48,7 +49,6 @@ _CONTAINERS: dict[str, tuple[str, str, dict[str, str], str | None]] = {
     ".gif": ("gif", "gif", {}, None),
 }
 VIDEO_SUFFIXES: tuple[str, ...] = tuple(_CONTAINERS)
-_FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 _NUMBER = re.compile(r"(\d+)(?!.*\d)")
 DEFAULT_FPS = Fraction(24)
 
@@ -131,7 +131,7 @@ def _section(
 def _probe_frames(
     folder: Path, start: float, duration: float | None, rate: Fraction | None
 ) -> VideoInfo:
-    files = [f for f in folder.iterdir() if f.suffix.lower() in _FRAME_SUFFIXES and f.is_file()]
+    files = [f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
     numbered = [f for f in files if _NUMBER.search(f.stem)]
     if not numbered:
         raise InputError(

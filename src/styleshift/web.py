@@ -39,6 +39,7 @@ from .errors import InputError, OptionError, StyleshiftError
 from .files import provenance, write_text
 from .image import INPUT_FORMATS, load_image, save_image, split_alpha
 from .jobs import Job, Update, follow
+from .media import kind_of
 from .options import (
     FEEDFORWARD,
     FIELD_METHODS,
@@ -516,11 +517,7 @@ def _gallery(config: WebConfig) -> tuple[gr.Gallery, list[Path]] | None:
     """Paintings from `config.gallery` as one-click choices for the first style."""
     if config.gallery is None:
         return None
-    found = sorted(
-        p
-        for p in config.gallery.iterdir()
-        if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp") and p.is_file()
-    )
+    found = sorted(p for p in config.gallery.iterdir() if p.is_file() and kind_of(p) == "image")
     if not found:
         return None
     # Copies in the temporary folder: Gradio serves them from there, and nothing else in

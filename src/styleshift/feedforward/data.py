@@ -13,8 +13,7 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..image import as_image, to_tensor
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
+from ..media import kind_of
 
 
 def image_files(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -23,7 +22,7 @@ def image_files(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
     for source in sources:
         path = Path(source)
         if path.is_dir():
-            found += [p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+            found += [p for p in path.rglob("*") if kind_of(p) == "image"]
         elif path.is_file():
             found.append(path)
         else:

@@ -6,32 +6,21 @@ encoder level and pooling it inverts, so a file for another level is refused by 
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, cast, get_args
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 
-from ..errors import InputError, OptionError, one_line
+from ..errors import InputError, one_line
 from ..files import atomic_path
-from ..vgg import LAYERS, Pooling
+from ..vgg import LAYERS, LEVELS, Pooling, check_level
 from ..weights import read_safetensors, sha256_file
 
 MODEL_FORMAT = "styleshift-decoder-v1"
-Level = Literal["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
-LEVELS: tuple[str, ...] = get_args(Level)
-
-
-def check_level(level: str) -> str:
-    if level not in LEVELS:
-        close = difflib.get_close_matches(level, LEVELS, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(LEVELS)}"
-        raise OptionError(f"unknown decoder level '{level}'; {hint}")
-    return level
 
 
 def _mirror(level: str) -> list[tuple[int, int, bool]]:

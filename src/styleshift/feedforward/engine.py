@@ -21,22 +21,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .. import color
 from ..errors import InputError
-from ..image import (
-    ImageLike,
-    as_image,
-    long_side_for,
-    resize_long_side,
-    split_alpha,
-    to_image,
-    to_tensor,
-)
-from ..options import Options, normalised
+from ..image import ImageLike
+from ..options import DEFAULT_TRANSFORM, Options, normalised
+from ..pipeline import finish, open_inputs, prepare
 from ..regions import Regions, open_regions
 from ..results import Progress, ProgressFn, Result, ScaleReport
-from ..vgg import VGGFeatures, stride
-from .decoder import LEVELS, Decoder, ModelInfo, load_model, pad_to_multiple
+from ..vgg import LEVELS, VGGFeatures, stride
+from .decoder import Decoder, ModelInfo, load_model, pad_to_multiple
 from .transforms import stylise_features, stylise_regions
 
 # The decoders shipped inside the package (docs/model-card.md) and their sha256, checked
@@ -196,37 +188,28 @@ def _encode(encoder: VGGFeatures, image: Tensor, device: torch.device) -> Tensor
     return features[0]
 
 
-def prepare(
-    content: Image.Image, styles: Sequence[Image.Image], size: int, style_scale: float, mode: str
-) -> tuple[Tensor, list[Tensor]]:
-    """Content and style tensors at their sizes, with the colour mode applied."""
-    c = to_tensor(resize_long_side(content, size))
-    side = round(size * style_scale)
-    # Their statistics do not depend on the size, so a narrow painting is enlarged
-    # rather than padded.
-    s = [to_tensor(resize_long_side(p, long_side_for(p.size, side, MIN_SIDE))) for p in styles]
-    if mode == "histogram":
-        s = [color.match_color(x, c) for x in s]
-    elif mode == "luminance":
-        c = color.luminance(c)
-        s = [color.match_luminance(color.luminance(x), c) for x in s]
-    return c, s
-
-
-def finish(output: Tensor, content: Image.Image, mode: str) -> Image.Image:
-    """The output as an image; with luminance mode, the content's chroma put back."""
-    if mode == "luminance":
-        h, w = output.shape[-2:]
-        original = to_tensor(content.resize((w, h), Image.Resampling.LANCZOS))
-        output = color.with_chroma(output.cpu(), original)
-    return to_image(output)
-
-
-def open_inputs(
-    content: ImageLike, styles: Sequence[ImageLike]
-) -> tuple[Image.Image, Image.Image | None, list[Image.Image]]:
-    image, alpha = split_alpha(as_image(content, what="content image"))
-    return image, alpha, [split_alpha(as_image(s, what="style image"))[0] for s in styles]
+def start_image(
+    feedforward: FeedForward,
+    content: Image.Image,
+    styles: Sequence[Image.Image],
+    long_side: int,
+    regions: Regions | None,
+    *,
+    opts: Options,
+) -> Tensor:
+    """The instant picture at `long_side` as a (1, 3, H, W) tensor in 0..1: the start
+    image the optimisation's `--init instant` asks for."""
+    c, s = prepare(content, styles, long_side, opts.style_scale, opts.preserve_color, MIN_SIDE)
+    return feedforward.stylise(
+        c,
+        s,
+        normalised(opts.style_blend, len(s)),
+        transform=DEFAULT_TRANSFORM,
+        levels=opts.levels,
+        models=opts.model or (),
+        dtype=torch.bfloat16 if opts.precision == "bfloat16" else torch.float32,
+        regions=regions,
+    )
 
 
 def run(
@@ -241,7 +224,7 @@ def run(
     assert opts.size is not None
     start = time.perf_counter()
     image, alpha, style_images = open_inputs(content, styles)
-    c, s = prepare(image, style_images, opts.size, opts.style_scale, opts.preserve_color)
+    c, s = prepare(image, style_images, opts.size, opts.style_scale, opts.preserve_color, MIN_SIDE)
     size = (int(c.shape[-1]), int(c.shape[-2]))
     regions = open_regions(opts.mask, image, len(s)) if opts.mask else None
     feedforward.decoders(opts.levels, opts.model or ())  # bad files fail first

@@ -44,10 +44,10 @@ from ..errors import InputError, OptionError
 from ..files import atomic_path
 from ..image import as_image, resize_long_side, to_tensor
 from ..losses import relative_mse
-from ..vgg import LAYERS, Pooling, VGGFeatures, stride
+from ..vgg import LAYERS, Level, Pooling, VGGFeatures, check_level, stride
 from ..weights import ensure_weights, load_state_dict
 from .data import image_files, load_photos, random_batch
-from .decoder import Decoder, Level, ModelInfo, check_level, load_model, pad_to_multiple, save_model
+from .decoder import Decoder, ModelInfo, load_model, pad_to_multiple, save_model
 from .transforms import adain
 
 CHECKPOINT_FORMAT = "styleshift-train-v1"

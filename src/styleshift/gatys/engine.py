@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,10 +19,10 @@ from torch import Tensor
 
 from .. import color, memory
 from ..errors import OptionError
-from ..feedforward.engine import FeedForward, finish, prepare
-from ..image import ImageLike, as_image, long_side_for, scaled_size, split_alpha, to_tensor
-from ..options import DEFAULT_TRANSFORM, MEMORY_FRACTION, Options
-from ..regions import open_regions
+from ..image import ImageLike, as_image, long_side_for, scaled_size, to_tensor
+from ..options import MEMORY_FRACTION, Options
+from ..pipeline import finish, open_inputs
+from ..regions import Regions, open_regions
 from ..results import ExtraTerm, Interrupted, Progress, ProgressFn, Result, ScaleReport
 from ..vgg import VGGFeatures
 from . import tiles
@@ -32,6 +32,11 @@ SCALE_RATIO = math.sqrt(2.0)
 _FIRST_STEP = 0.01  # mean pixel change (in 0..1) of L-BFGS's first step
 TIME_USE = 0.95  # the share of --time the optimisation may use; the rest renders and saves
 TIME_MIN_STEPS = 4  # evaluations per scale below which --time refuses
+
+# Makes the start image `--init instant` asks for: (photo, paintings, long side, regions)
+# -> a (1, 3, H, W) tensor in 0..1. The dispatcher hands one in, so that this family
+# needs nothing of the feed-forward one.
+InstantStart = Callable[[Image.Image, Sequence[Image.Image], int, Regions | None], Tensor]
 
 
 class _BudgetSpent(Exception):
@@ -65,23 +70,23 @@ class Run:
     def __init__(
         self,
         state: Mapping[str, Tensor],
-        feedforward: FeedForward,
+        device: torch.device,
         content: ImageLike,
         styles: Sequence[ImageLike],
         opts: Options,
         callback: ProgressFn | None,
         init: ImageLike | None,
         terms: Mapping[str, ExtraTerm],
+        instant: InstantStart | None = None,
     ) -> None:
         assert opts.size is not None and opts.start_size is not None
         assert opts.iterations is not None and opts.learning_rate is not None
-        self.feedforward = feedforward
-        self.device = feedforward.device
+        self.device = device
+        self.instant = instant
         self.opts = opts
         self.callback = callback
         self.init = init
-        self.content, self.alpha = split_alpha(as_image(content, what="content image"))
-        self.styles = [split_alpha(as_image(s, what="style image"))[0] for s in styles]
+        self.content, self.alpha, self.styles = open_inputs(content, styles)
         self.regions = (
             open_regions(opts.mask, self.content, len(self.styles)) if opts.mask else None
         )
@@ -186,19 +191,11 @@ class Run:
         if isinstance(init, str) and init == "content":
             return content.clone()
         if isinstance(init, str) and init == "instant":
-            c, s = prepare(
-                self.content, self.styles, max(h, w), opts.style_scale, opts.preserve_color
-            )
-            start = self.feedforward.stylise(
-                c,
-                s,
-                self.objective.blend,
-                transform=DEFAULT_TRANSFORM,
-                levels=opts.levels,
-                models=opts.model or (),
-                dtype=torch.bfloat16 if opts.precision == "bfloat16" else torch.float32,
-                regions=self.regions,
-            )
+            if self.instant is None:
+                raise OptionError(
+                    "init 'instant' needs an instant start; run through StyleTransfer"
+                )
+            start = self.instant(self.content, self.styles, max(h, w), self.regions)
             return F.interpolate(start, size=(h, w), mode="bicubic", align_corners=False).clamp(
                 0, 1
             )
