@@ -19,7 +19,10 @@ import pytest
 from PIL import Image
 
 import styleshift
-from styleshift import Options, cli
+from styleshift import Options, cli, weights
+from styleshift.cli import network
+from styleshift.cli.arguments import options_from_args
+from styleshift.cli.progress import Reporter
 from styleshift.image import read_metadata, scaled_size
 
 ERROR_LINE = re.compile(r"^styleshift( stylize)?: error: \S")
@@ -70,8 +73,8 @@ def no_engine(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the weights or the network were loaded before the error")
 
-    monkeypatch.setattr(cli, "StyleTransfer", refuse)
-    monkeypatch.setattr(cli.weights, "ensure_weights", refuse)
+    monkeypatch.setattr(network, "StyleTransfer", refuse)
+    monkeypatch.setattr(weights, "ensure_weights", refuse)
 
 
 # -- one successful run, shared -----------------------------------------------------------
@@ -398,21 +401,21 @@ def test_stylize_help_lists_every_option_with_its_default(monkeypatch):
 def test_help_parses_back_to_the_default_options():
     """Parsing no options gives exactly Options() (the CLI's defaults are the API's)."""
     args = cli.build_parser().parse_args(["stylize", "c.jpg", "s.jpg", "-o", "o.png"])
-    assert cli.options_from_args(args) == Options()
+    assert options_from_args(args) == Options()
 
 
 # -- interruption -----------------------------------------------------------------------
 
 
 def test_interrupt_saves_the_best_image_and_exits_130(tmp_path, images, weights_file, monkeypatch):
-    real_step = cli._Reporter.step
+    real_step = Reporter.step
 
     def step(self, p):
         real_step(self, p)
         if p.done_steps == 3:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli._Reporter, "step", step)
+    monkeypatch.setattr(Reporter, "step", step)
     output = tmp_path / "out.png"
     argv = ["stylize", _content(images), _style(images), "-o", str(output), "--json"]
     code, out, err = _call([*argv, "--size", "64", "--iterations", "8", "--no-multiscale"])

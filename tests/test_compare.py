@@ -13,14 +13,19 @@ from urllib.parse import urlparse
 import pytest
 from PIL import Image
 
-from styleshift.cli import build_parser, configurations, main
+from styleshift.cli import build_parser, main
+from styleshift.cli.arguments import options_from_args
+from styleshift.compare import configurations
 
 pytestmark = pytest.mark.slow
 
 
 def _configs(*argv: str) -> list[tuple[str, Any]]:
     args = build_parser().parse_args(["compare", "p.png", "s.png", "-o", "r", *argv])
-    return [(c.label, c.options) for c in configurations(args)]
+    return [
+        (c.label, c.options)
+        for c in configurations(args.presets, args.sweep, options_from_args(args))
+    ]
 
 
 def test_presets_times_sweeps_and_foreign_options_left_out() -> None:
@@ -51,7 +56,7 @@ def test_presets_times_sweeps_and_foreign_options_left_out() -> None:
 @pytest.mark.parametrize(
     ("sweep", "message"),
     [
-        ("style_wieght=1,2", "did you mean style_weight?"),
+        ("style_wieght=1,2", "did you mean 'style_weight'?"),
         ("style_weight", "must be OPTION=V1,V2"),
         ("style_weight=abc", "'abc' is not a valid value"),
         ("style_weight=", "has no values"),

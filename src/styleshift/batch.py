@@ -33,6 +33,7 @@ from .image import OUTPUT_FORMATS, save_image
 from .media import Kind, kind_of
 from .options import Options
 from .regions import AUTO
+from .settings_text import from_values
 from .transfer import StyleTransfer
 
 MANIFEST_SUFFIXES = frozenset({".csv", ".jsonl"})
@@ -171,10 +172,7 @@ def _row_jobs(
     given = row.get("options") or {}
     if not isinstance(given, dict):
         raise InputError("options must be a JSON object of stylize options")
-    row_options = Options.from_kwargs(
-        **(options.to_dict() | {k: tuple(v) if isinstance(v, list) else v
-                                for k, v in given.items()})
-    )  # fmt: skip
+    row_options = from_values(Options, given, base=options)
     if row.get("mask"):
         row_options = replace(row_options, mask=tuple(_row_paths(row["mask"], base, "mask")))
     output = row.get("output")

@@ -7,10 +7,13 @@ the `Comparison` into a page.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import os
 import platform
 import re
 import shutil
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +23,14 @@ import torch
 
 from . import __version__
 from .device import fast_bfloat16_unit
-from .errors import OutputError
+from .errors import OptionError, OutputError, choice_hint
 from .evaluate import Evaluation, evaluate_image
 from .image import load_image, save_image, split_alpha
 from .memory import PeakMemory
 from .metrics import Scorer
-from .options import Options
+from .options import FIELD_METHODS, Options, Preset, method_of, without_foreign
 from .results import Progress
+from .settings_text import field_type, format_value, parse_value
 from .transfer import StyleTransfer
 
 
@@ -34,6 +38,38 @@ from .transfer import StyleTransfer
 class Configuration:
     label: str  # what the report calls it: "fast", "balanced style_weight=3", ...
     options: Options
+
+
+def parse_sweep(text: str) -> tuple[str, list[Any]]:
+    """`OPTION=V1,V2`: the option's name and its values (a list option's separated by ';')."""
+    name, sep, values = text.partition("=")
+    name = name.strip().lstrip("-").replace("-", "_")
+    known = [f.name for f in dataclasses.fields(Options) if f.name != "preset"]
+    if not sep or name not in known:
+        hint = choice_hint(name, known, "see styleshift stylize --help")
+        raise OptionError(f"sweep '{text}' must be OPTION=V1,V2 with a stylize option; {hint}")
+    list_valued = typing.get_origin(field_type(Options, name)) is tuple
+    parts = [p for p in values.split(";" if list_valued else ",") if p.strip()]
+    if not parts:
+        raise OptionError(f"sweep {name} has no values")
+    return name, [parse_value(Options, name, part) for part in parts]
+
+
+def configurations(
+    presets: Sequence[Preset], sweeps: Sequence[str], base: Options
+) -> list[Configuration]:
+    """Every preset times every combination of the sweeps' values, over `base`; options of
+    another method family are left out of a preset's runs (as stylize would refuse them)."""
+    parsed = [parse_sweep(text) for text in sweeps]
+    found = []
+    for preset in presets:
+        options = without_foreign(dataclasses.replace(base, preset=preset))
+        group = "gatys" if method_of(options) == "gatys" else "feedforward"
+        applies = [(n, v) for n, v in parsed if FIELD_METHODS[n] in ("common", group)]
+        for combo in itertools.product(*[[(n, x) for x in v] for n, v in applies]):
+            label = " ".join([preset] + [f"{n}={format_value(x)}" for n, x in combo])
+            found.append(Configuration(label, dataclasses.replace(options, **dict(combo))))
+    return found
 
 
 @dataclass(frozen=True)

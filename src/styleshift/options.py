@@ -15,8 +15,9 @@ from typing import Any, Literal, cast, get_args
 import torch
 
 from .device import Device, Precision, resolve_precision
-from .errors import OptionError, choice_hint, closest
+from .errors import OptionError, choice_hint
 from .regions import check_count
+from .settings_text import check_names
 from .vgg import Pooling, check_layers, check_level
 
 Preset = Literal["fast", "balanced", "high", "instant"]
@@ -24,6 +25,8 @@ Method = Literal["auto", "gatys", "adain", "wct", "efdm"]
 OptimizerName = Literal["lbfgs", "adam"]
 ColorMode = Literal["none", "luminance", "histogram"]
 
+# The named start images of the optimisation; any other `init` is a path to an image.
+INIT_STARTS = ("content", "noise", "instant")
 PRESETS: tuple[str, ...] = get_args(Preset)
 METHODS: tuple[str, ...] = get_args(Method)
 FEEDFORWARD: tuple[str, ...] = ("adain", "wct", "efdm")
@@ -238,12 +241,7 @@ class Options:
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> Options:
         """Options from keyword arguments; a misspelt name gets a suggestion, not a TypeError."""
-        names = [f.name for f in fields(cls)]
-        for key in kwargs:
-            if key not in names:
-                near = closest(key, names)
-                hint = f"; did you mean '{near}'?" if near else ""
-                raise OptionError(f"unknown option '{key}'{hint}")
+        check_names(cls, kwargs)
         return cls(**kwargs)
 
 

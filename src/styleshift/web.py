@@ -24,7 +24,6 @@ import shutil
 import tempfile
 import threading
 import time
-import types
 import typing
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -43,12 +42,14 @@ from .media import kind_of
 from .options import (
     FEEDFORWARD,
     FIELD_METHODS,
+    INIT_STARTS,
     Options,
     method_of,
     resolve_options,
     without_foreign,
 )
 from .results import Result
+from .settings_text import check_names, field_type, parse_value
 from .transfer import StyleTransfer
 
 MAIN_ROWS = (
@@ -113,50 +114,22 @@ def _help(name: str) -> str:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Options)}
-_HINTS = typing.get_type_hints(Options)
-
-
-def _kind(name: str) -> Any:
-    hint = _HINTS[name]
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
-        return args[0]
-    return hint
 
 
 def _parse(name: str, value: Any) -> Any:
     """A form value as the type the option has; blank means the option's default."""
-    kind = _kind(name)
-    label = name.replace("_", " ")
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return _FIELDS[name].default
     # Gradio's number box sends 0 when left empty; where the default is None (a size, a
     # learning rate, the content weight) 0 therefore means "the preset's value". Only the
     # content weight loses a value by it (0, pure texture), which the CLI still takes.
     if _FIELDS[name].default is None and isinstance(value, (int, float)) and value == 0:
         return None
-    try:
-        if typing.get_origin(kind) is tuple:
-            item = typing.get_args(kind)[0]
-            return tuple(item(part.strip()) for part in str(value).split(",") if part.strip())
-        if kind is int:
-            number = float(value)
-            if not number.is_integer():
-                raise ValueError
-            return int(number)
-        if kind is float:
-            return float(value)
-        if kind is bool:
-            return bool(value)
-    except ValueError:
-        raise OptionError(f"{label}: '{value}' is not a valid value") from None
-    return str(value)
+    return parse_value(Options, name, value)
 
 
 def options_from_form(form: Mapping[str, Any]) -> Options:
     """Options from the page's fields, by option name; unknown names are refused."""
-    Options.from_kwargs(**dict.fromkeys(form))  # the names first, with a suggestion
-    return Options.from_kwargs(**{name: _parse(name, v) for name, v in form.items()})
+    check_names(Options, form)
+    return Options(**{name: _parse(name, v) for name, v in form.items()})
 
 
 def _upload_path(value: Any, uploads: Path, what: str) -> tuple[Path, str]:
@@ -225,7 +198,7 @@ class Stylist:
         `region` is one of REGIONS; an uploaded `mask` goes with its last choice."""
         chosen = [(s, w) for s, w in styles if s]
         options = without_foreign(options_from_form(form))
-        if options.init not in ("content", "noise", "instant"):
+        if options.init not in INIT_STARTS:
             raise OptionError("start image must be content, noise or instant")
         if region is not None and region not in REGIONS:
             raise OptionError(f"unknown region '{region}'; choose one of the list")
@@ -337,7 +310,7 @@ def _option_widget(name: str, engine: StyleTransfer, config: WebConfig) -> gr.Co
         "elem_id": f"opt-{name.replace('_', '-')}",
     }
     default: Any = _FIELDS[name].default
-    kind = _kind(name)
+    kind = field_type(Options, name)
     # The default preset optimises; the feed-forward fields show once one is chosen.
     common["visible"] = FIELD_METHODS[name] != "feedforward"
     if name == "size":
@@ -348,8 +321,7 @@ def _option_widget(name: str, engine: StyleTransfer, config: WebConfig) -> gr.Co
     if name == "style_weight":
         return gr.Slider(0, 5, value=default, step=0.05, **common | {"label": "Style strength"})
     if name == "init":
-        choices = ["content", "noise", "instant"]
-        return gr.Radio(choices, value=default, **common | {"label": "Start image"})
+        return gr.Radio(list(INIT_STARTS), value=default, **common | {"label": "Start image"})
     if name == "strength":
         return gr.Slider(0, 1, value=default, step=0.05, **common)
     if name == "time":
