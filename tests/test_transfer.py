@@ -39,7 +39,13 @@ from styleshift.gatys.objective import TYPICAL_PHOTO_STYLE_LOSS, adaptive_factor
 from styleshift.image import load_image, resize_long_side, scaled_size, to_tensor
 from styleshift.losses import StyleLoss, TVLoss, gram_matrix, relative_mse
 from styleshift.metrics import Scorer
-from styleshift.options import _PRESETS, PRESETS, resolve_options
+from styleshift.options import (
+    _PRESETS,
+    PRESETS,
+    OptimisationOptions,
+    ResolvedOptions,
+    resolve_options,
+)
 from styleshift.vgg import VGGFeatures
 
 CPU = torch.device("cpu")
@@ -242,6 +248,18 @@ def test_instant_is_a_feed_forward_preset_and_method_picks_the_transform():
     wct = resolve_options(Options(method="wct"), CPU)  # the default preset's size
     assert wct.method == "wct" and wct.size == 512
     assert not resolve_options(Options(preset="fast"), CPU).feedforward
+
+
+def test_options_are_resolved_once_and_resolving_again_checks_only_the_counts():
+    resolved = resolve_options(Options(preset="fast", style_blend=(1, 2)), CPU, 2)
+    assert isinstance(resolved, OptimisationOptions)
+    assert resolve_options(resolved, CPU, 2) is resolved
+    with pytest.raises(OptionError, match="2 blend weights given for 3 style images"):
+        resolve_options(resolved, CPU, 3)
+    instant = resolve_options(Options(preset="instant"), CPU)
+    assert isinstance(instant, ResolvedOptions) and not isinstance(instant, OptimisationOptions)
+    with pytest.raises(TypeError, match="size"):
+        ResolvedOptions()  # type: ignore[call-arg]  # the size is resolve_options' to decide
 
 
 @pytest.mark.parametrize(
@@ -1021,3 +1039,18 @@ def test_the_adaptive_weight_keeps_a_photo_far_from_the_painting(
     assert kept.style_reduction > 2, kept  # still painted
     assert first["style"] == pytest.approx(TYPICAL_PHOTO_STYLE_LOSS, rel=1e-2)
     assert fixed_first["style"] > 2 * first["style"]
+
+
+def test_the_library_never_prints(engine, images, capfd):
+    """Progress goes to the callback and notes into the Result: nothing reaches the
+    terminal of a program that uses styleshift as a library."""
+    style = images / "style" / "vangogh_starry_night.jpg"
+    seen = []
+    for options in (
+        Options(size=64, iterations=(2,), start_size=48, precision="float32"),
+        Options(preset="instant", size=64),
+        Options(size=64, iterations=(2,), multiscale=False, init="instant"),
+    ):
+        engine.run(_content(images), style, options, callback=seen.append)
+    assert seen  # the progress went where it should
+    assert capfd.readouterr() == ("", "")

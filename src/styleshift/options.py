@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, TypeVar, cast, get_args
 
 import torch
 
@@ -28,6 +28,7 @@ ColorMode = Literal["none", "luminance", "histogram"]
 # The named start images of the optimisation; any other `init` is a path to an image.
 INIT_STARTS = ("content", "noise", "instant")
 PRESETS: tuple[str, ...] = get_args(Preset)
+R = TypeVar("R", bound="ResolvedOptions")
 METHODS: tuple[str, ...] = get_args(Method)
 FEEDFORWARD: tuple[str, ...] = ("adain", "wct", "efdm")
 # The transform `instant` uses; chosen by bench/instant.py (docs/performance.md).
@@ -248,30 +249,41 @@ class Options:
 FIELD_METHODS: dict[str, str] = {f.name: f.metadata["method"] for f in fields(Options)}
 
 
-def resolve_options(options: Options, device: torch.device, styles: int | None = None) -> Options:
+@dataclass(frozen=True, kw_only=True)
+class ResolvedOptions(Options):
+    """Options for one device and set of styles, with what the preset decides filled in and
+    every value checked: what the engines take. Only `resolve_options` makes them."""
+
+    size: int = field()
+
+
+@dataclass(frozen=True, kw_only=True)
+class OptimisationOptions(ResolvedOptions):
+    """Resolved options of the optimisation (method gatys), its schedule decided."""
+
+    start_size: int = field()
+    iterations: tuple[int, ...] = field()
+    content_weight: float = field()
+    learning_rate: float = field()
+
+
+def resolve_options(
+    options: Options, device: torch.device, styles: int | None = None
+) -> ResolvedOptions:
     """Fill in what the preset decides and check every value; raises OptionError.
 
-    `styles` is the number of style images, which the blend weights must match, if known.
+    `styles` is the number of style images, which the blend weights and masks must match,
+    if known. Options resolved already are only checked against that number.
     """
-    if styles is not None and styles < 1:
-        raise OptionError("no style image given; give at least one")
-    if (
-        styles is not None
-        and options.style_blend is not None
-        and len(options.style_blend) != styles
-    ):
-        raise OptionError(
-            f"{len(options.style_blend)} blend weights given for {styles} style images; "
-            "give one per style image"
-        )
-    mask = (options.mask,) if isinstance(options.mask, str) else _as_tuple(options.mask)
-    if styles is not None and mask is not None:
-        check_count(len(mask), styles)
+    _check_counts(options, styles)
+    if isinstance(options, ResolvedOptions):
+        return options
     method = method_of(options)
     spec = _PRESETS["cpu" if device.type == "cpu" else "gpu"][options.preset]
-    common = replace(
+    common = _with(
+        ResolvedOptions,
         options,
-        mask=mask,
+        mask=(options.mask,) if isinstance(options.mask, str) else _as_tuple(options.mask),
         model=(options.model,) if isinstance(options.model, str) else _as_tuple(options.model),
         levels=(options.levels,) if isinstance(options.levels, str) else tuple(options.levels),
         method=cast(Method, method),
@@ -291,7 +303,8 @@ def resolve_options(options: Options, device: torch.device, styles: int | None =
         return common
     _refuse_foreign(options, FEEDFORWARD_ONLY, "the optimisation method (gatys)")
     iterations = options.iterations if options.iterations is not None else spec.iterations
-    resolved = replace(
+    resolved = _with(
+        OptimisationOptions,
         common,
         start_size=options.start_size if options.start_size is not None else spec.start_size,
         content_weight=options.content_weight
@@ -309,6 +322,25 @@ def resolve_options(options: Options, device: torch.device, styles: int | None =
     _validate_common(resolved)
     _validate(resolved)
     return resolved
+
+
+def _with(cls: type[R], options: Options, **changes: Any) -> R:
+    """`options` as a `cls`, with `changes`."""
+    return cls(**{f.name: getattr(options, f.name) for f in fields(Options)} | changes)
+
+
+def _check_counts(options: Options, styles: int | None) -> None:
+    if styles is None:
+        return
+    if styles < 1:
+        raise OptionError("no style image given; give at least one")
+    if options.style_blend is not None and len(options.style_blend) != styles:
+        raise OptionError(
+            f"{len(options.style_blend)} blend weights given for {styles} style images; "
+            "give one per style image"
+        )
+    if options.mask is not None:
+        check_count(1 if isinstance(options.mask, str) else len(options.mask), styles)
 
 
 def instant_options(options: Options) -> Options:
@@ -380,8 +412,7 @@ def _as_tuple(values: Sequence[Any] | None) -> tuple[Any, ...] | None:
     return None if values is None else tuple(values)
 
 
-def _validate_common(o: Options) -> None:
-    assert o.size is not None
+def _validate_common(o: ResolvedOptions) -> None:
     if o.size < 16:
         raise OptionError(f"size must be at least 16 pixels, got {o.size}")
     if o.style_blend is not None and (any(v < 0 for v in o.style_blend) or sum(o.style_blend) <= 0):
@@ -396,9 +427,8 @@ def _validate_common(o: Options) -> None:
         )
 
 
-def _validate(o: Options) -> None:
+def _validate(o: OptimisationOptions) -> None:
     """The optimisation method's own options."""
-    assert o.start_size is not None and o.iterations is not None
     if o.start_size < 16:
         raise OptionError(f"start size must be at least 16 pixels, got {o.start_size}")
     if not o.iterations or any(i < 1 for i in o.iterations):
@@ -416,7 +446,6 @@ def _validate(o: Options) -> None:
         raise OptionError(f"max memory must be more than zero GiB, got {o.max_memory}")
     if o.time is not None and (not math.isfinite(o.time) or o.time <= 0):
         raise OptionError(f"time must be more than zero seconds, got {o.time}")
-    assert o.learning_rate is not None
     if not math.isfinite(o.learning_rate) or o.learning_rate <= 0:
         raise OptionError(f"learning rate must be more than zero, got {o.learning_rate}")
     if o.optimizer not in ("lbfgs", "adam"):

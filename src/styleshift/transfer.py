@@ -21,7 +21,7 @@ from .errors import OptionError
 from .feedforward import engine as feedforward
 from .gatys.engine import Run
 from .image import ImageLike, as_list
-from .options import Options, resolve_options
+from .options import OptimisationOptions, Options, resolve_options
 from .results import ExtraTerm, ProgressFn, Result
 from .weights import ensure_weights, load_state_dict
 
@@ -62,7 +62,7 @@ class StyleTransfer:
         """
         style_list = as_list(styles)
         opts = resolve_options(options or Options(), self.device, len(style_list))
-        if opts.feedforward:
+        if not isinstance(opts, OptimisationOptions):
             if init is not None or terms:
                 raise OptionError(f"the feed-forward method {opts.method} takes no start image")
             return feedforward.run(self.feedforward, content, style_list, opts, callback)

@@ -130,7 +130,6 @@ class VideoStylizer:
 
     def frame_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The output size for input frames of `size`: the option's long side, even sides."""
-        assert self.options.size is not None
         return even_size(scaled_size(size, self.options.size))
 
     def prime(self, content: ImageLike, stylised: ImageLike, index: int | None = None) -> None:

@@ -213,7 +213,6 @@ class Stylist:
             mask=(where,) * len(chosen) if where is not None and chosen else None,
         )
         resolved = resolve_options(options, self.engine.device, len(chosen))
-        assert resolved.size is not None
         largest = max(resolved.size, resolved.start_size or 0)
         if largest > self.config.max_size:
             raise OptionError(
@@ -228,7 +227,7 @@ class Stylist:
             self.engine,
             image,
             paintings,
-            options,
+            resolved,
             preview_every=self.config.preview_every,
             abandon_after=self.config.abandon_after,
         )

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise StyleshiftError(f"--save-every must be zero or more, got {args.save_every}")
     # Every mistake is reported before the weights are fetched and the network loaded.
     device = resolve_device(options.device)
-    resolve_options(options, device, len(args.styles))
+    options = resolve_options(options, device, len(args.styles))
     content = as_image(args.content, what="content image")
     styles = [as_image(s, what="style image") for s in args.styles]
     if options.init not in INIT_STARTS:

@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
         "later_iterations": args.later_iterations,
         "blend": args.blend,
     }
-    feedforward = resolve_options(options, resolve_device(options.device)).feedforward
+    options = resolve_options(options, resolve_device(options.device), len(args.styles))
+    feedforward = options.feedforward
     video.check_options(options)
     for name in ("blend",) if not feedforward else ("temporal_weight", "later_iterations"):
         if given[name] is not None:

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..image import ImageLike
-from ..options import DEFAULT_TRANSFORM, Options, normalised
+from ..options import DEFAULT_TRANSFORM, ResolvedOptions, normalised
 from ..pipeline import finish, open_inputs, prepare
 from ..regions import Regions, open_regions
 from ..results import Progress, ProgressFn, Result, ScaleReport
@@ -195,7 +195,7 @@ def start_image(
     long_side: int,
     regions: Regions | None,
     *,
-    opts: Options,
+    opts: ResolvedOptions,
 ) -> Tensor:
     """The instant picture at `long_side` as a (1, 3, H, W) tensor in 0..1: the start
     image the optimisation's `--init instant` asks for."""
@@ -216,12 +216,11 @@ def run(
     feedforward: FeedForward,
     content: ImageLike,
     styles: Sequence[ImageLike],
-    opts: Options,
+    opts: ResolvedOptions,
     callback: ProgressFn | None,
 ) -> Result:
     """One pass per level: encode and transform, then decode, each reported as a step
     of one scale, and a last step for the finished picture."""
-    assert opts.size is not None
     start = time.perf_counter()
     image, alpha, style_images = open_inputs(content, styles)
     c, s = prepare(image, style_images, opts.size, opts.style_scale, opts.preserve_color, MIN_SIDE)

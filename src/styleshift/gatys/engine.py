@@ -20,7 +20,7 @@ from torch import Tensor
 from .. import color, memory
 from ..errors import OptionError
 from ..image import ImageLike, as_image, long_side_for, scaled_size, to_tensor
-from ..options import MEMORY_FRACTION, Options
+from ..options import MEMORY_FRACTION, OptimisationOptions
 from ..pipeline import finish, open_inputs
 from ..regions import Regions, open_regions
 from ..results import ExtraTerm, Interrupted, Progress, ProgressFn, Result, ScaleReport
@@ -73,14 +73,12 @@ class Run:
         device: torch.device,
         content: ImageLike,
         styles: Sequence[ImageLike],
-        opts: Options,
+        opts: OptimisationOptions,
         callback: ProgressFn | None,
         init: ImageLike | None,
         terms: Mapping[str, ExtraTerm],
         instant: InstantStart | None = None,
     ) -> None:
-        assert opts.size is not None and opts.start_size is not None
-        assert opts.iterations is not None and opts.learning_rate is not None
         self.device = device
         self.instant = instant
         self.opts = opts

@@ -15,7 +15,7 @@ from torch import Tensor
 from .. import color
 from ..image import long_side_for, resize_long_side, to_tensor
 from ..losses import ContentLoss, RangeLoss, StyleLoss, TVLoss, gram_matrix, mix_grams, relative_mse
-from ..options import Options, normalised
+from ..options import OptimisationOptions, normalised
 from ..regions import SUPPORT, Regions
 from ..results import ExtraTerm
 from ..vgg import VGGFeatures, stride
@@ -57,7 +57,7 @@ class Objective:
     def __init__(
         self,
         model: VGGFeatures,
-        opts: Options,
+        opts: OptimisationOptions,
         content: Image.Image,
         styles: Sequence[Image.Image],
         terms: Mapping[str, ExtraTerm],
@@ -65,7 +65,6 @@ class Objective:
         device: torch.device,
         regions: Regions | None = None,
     ) -> None:
-        assert opts.content_weight is not None  # resolved from the preset
         self.model = model
         self.opts = opts
         self.content_weight = opts.content_weight
