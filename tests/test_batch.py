@@ -338,3 +338,64 @@ def test_a_manifest_row_paints_only_its_mask(
     h, w = changed.shape
     # The parrots in the middle are kept; the leaves around them are painted.
     assert changed[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3].mean() < changed[:, : w // 8].mean()
+
+
+def test_hidden_files_and_folders_are_left_out(photos: Path, styles: list[Path]) -> None:
+    shutil.copy(photos / "kodim23_parrots.png", photos / ".parrots.png")
+    (photos / ".thumbnails").mkdir()
+    shutil.copy(photos / "kodim23_parrots.png", photos / ".thumbnails" / "parrots.png")
+    assert len(plan([photos], styles[:1])) == 3
+
+
+def test_a_file_the_batch_did_not_make_is_kept_and_each_result_recorded(
+    photos: Path, styles: list[Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    jobs = plan([photos / "kodim23_parrots.png", photos / "kodim21_lighthouse.png"], styles[:1],
+                Options(preset="instant", size=64))  # fmt: skip
+    (out / jobs[0].output.parent).mkdir(parents=True)
+    (out / jobs[0].output).write_bytes(b"my own picture")
+    results = list(run_batch(jobs, out, workers=1))
+    assert sorted(r.status for r in results) == ["done", "failed"]
+    failed = next(r for r in results if r.status == "failed")
+    assert "exists" in str(failed.error) and "--overwrite" in str(failed.error)
+    assert (out / jobs[0].output).read_bytes() == b"my own picture"
+    records = _records(out)
+    assert len(records) == 2
+    for record in records:  # what the README says each record holds
+        assert {"content", "styles", "options", "output", "seconds", "device", "loss",
+                "error"} <= record.keys()  # fmt: skip
+    done = next(r for r in records if r["error"] is None)
+    assert done["options"]["preset"] == "instant" and done["seconds"] > 0
+
+
+def test_the_exit_code_counts_failures_up_to_125_and_is_130_after_ctrl_c(
+    photos: Path, styles: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from styleshift import batch
+
+    def failing(jobs, *args, **kwargs):
+        for job in jobs * 70:
+            yield batch.JobResult(job, "failed", error="broken")
+
+    def interrupted(jobs, *args, **kwargs):
+        yield batch.JobResult(jobs[0], "done")
+        raise KeyboardInterrupt
+
+    argv = ["batch", str(photos), *_style_args(styles), "-o", str(tmp_path / "out"), "-q"]
+    monkeypatch.setattr(batch, "run_batch", failing)
+    assert main([*argv, *INSTANT]) == 125  # 420 failures
+    monkeypatch.setattr(batch, "run_batch", interrupted)
+    assert main([*argv, *INSTANT]) == 130
+
+
+@pytest.mark.parametrize(("cores", "gib", "workers"), [(4, 3, 1), (4, 16, 4), (2, 1, 1)])
+def test_default_workers_one_per_core_as_many_as_the_memory_holds(
+    cores: int, gib: int, workers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from styleshift import batch
+
+    pages = {"SC_PAGE_SIZE": 4096, "SC_AVPHYS_PAGES": gib * 2**30 // 4096}
+    monkeypatch.setattr(batch.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(batch.os, "sysconf", lambda name: pages[name])
+    assert batch.default_workers() == workers

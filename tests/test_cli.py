@@ -398,6 +398,23 @@ def test_stylize_help_lists_every_option_with_its_default(monkeypatch):
             assert f"(default: {shown})" in entry, entry
 
 
+def test_help_groups_the_options_by_the_method_they_belong_to(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    _, out, _ = _call(["stylize", "--help"])
+    titles = [out.index(t + ":") for t in cli.arguments._GROUPS.values()]
+    assert titles == sorted(titles)  # every method, then the optimisation, then feed-forward
+    common, gatys, feedforward = titles
+    for f in dataclasses.fields(Options):
+        flag = "--" + f.name.replace("_", "-")
+        found = re.search(rf"^ +{flag}(?=[ ,\n])", out, re.M)
+        assert found, flag
+        at = found.start()
+        group = f.metadata["method"]
+        begins = {"common": common, "gatys": gatys, "feedforward": feedforward}[group]
+        ends = {"common": gatys, "gatys": feedforward, "feedforward": len(out)}[group]
+        assert begins < at < ends, f"--{f.name} is outside the {group} group"
+
+
 def test_help_parses_back_to_the_default_options():
     """Parsing no options gives exactly Options() (the CLI's defaults are the API's)."""
     args = cli.build_parser().parse_args(["stylize", "c.jpg", "s.jpg", "-o", "o.png"])

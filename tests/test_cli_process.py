@@ -54,15 +54,12 @@ def _read_until_exit(fd: int, proc: subprocess.Popen[bytes], timeout: float) -> 
     return b"".join(chunks).decode(errors="replace")
 
 
-def test_the_progress_bar_on_a_terminal_shows_scale_step_loss_and_eta(
-    images: Path, weights_file: Path, tmp_path: Path
-) -> None:
+def _on_a_terminal(command: list[str], weights_file: Path) -> str:
+    """What `command` shows on a terminal; it must succeed."""
     leader, follower = pty.openpty()
     # 40 rows of 120 columns: a new pseudo-terminal has no size, and tqdm draws nothing
     # on a terminal zero columns wide.
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    command = _stylize(images, tmp_path / "out.png", "--preset", "fast", "--size", "96",
-                       "--start-size", "64", "--iterations", "6,6")  # fmt: skip
     proc = subprocess.Popen(command, stdin=follower, stdout=follower, stderr=follower,
                             env=_env(weights_file), close_fds=True)  # fmt: skip
     os.close(follower)
@@ -71,6 +68,18 @@ def test_the_progress_bar_on_a_terminal_shows_scale_step_loss_and_eta(
     finally:
         os.close(leader)
     assert proc.returncode == 0, screen
+    return screen
+
+
+def test_the_progress_bar_on_a_terminal_shows_scale_step_loss_and_eta(
+    images: Path, weights_file: Path, tmp_path: Path
+) -> None:
+    command = _stylize(images, tmp_path / "out.png", "--preset", "fast", "--size", "96",
+                       "--start-size", "64", "--iterations", "6,6")  # fmt: skip
+    screen = _on_a_terminal(command, weights_file)
+    assert re.search(r"about \d+:\d\d in all on this machine", screen), screen
+    quiet = _on_a_terminal([*command, "--overwrite", "-q"], weights_file)
+    assert quiet.strip() == "", quiet  # -q: no bar, no notes
     assert re.search(r"scale 1/2 \d+x\d+ .*\| *\d+/12 ", screen), screen
     assert re.search(r"scale 2/2 96x72 .*\| *12/12 ", screen), screen
     assert re.search(r"loss \d[\d.e+-]*, ETA (\d+:\d\d|\?)", screen), screen

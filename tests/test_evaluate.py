@@ -219,3 +219,23 @@ def test_a_masked_picture_is_scored_inside_and_outside_its_mask(
     assert "inside its mask" in capsys.readouterr().out
     assert main([*base, "--mask", f"{mask},{mask}"]) == 2
     assert "2 masks given for 1 style image" in capsys.readouterr().err
+
+
+def test_the_cli_scores_a_folder_of_frames_as_a_video(
+    images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frames = sorted((images / "video" / "sintel_market_frames").glob("*.png"))[:3]
+    source, output = tmp_path / "source", tmp_path / "output"
+    for folder in (source, output):
+        folder.mkdir()
+    for i, file in enumerate(frames):
+        frame = resize_long_side(load_image(file).convert("RGB"), 96)
+        frame.save(source / f"{i:03d}.png")
+        frame.filter(ImageFilter.GaussianBlur(1)).save(output / f"{i:03d}.png")
+    assert main(["evaluate", str(output), "--content", str(source), "--json", "-q"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["frames"] == 3 and len(report["temporal"]["per_frame"]) == 2
+    assert report["temporal"]["warping_error"] >= 0 and report["content"]["similarity"] > 0.8
+    still = tmp_path / "still.png"
+    Image.open(output / "000.png").save(still)
+    assert main(["evaluate", str(output), "--content", str(still)]) == 2  # a video needs one

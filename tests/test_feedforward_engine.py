@@ -341,3 +341,20 @@ def test_several_levels_run_in_cascade_with_a_users_decoder(
     assert result.image.size == (96, 64)
     single = engine.run(photo, painting, Options(preset="instant", size=96))
     assert not np.array_equal(np.asarray(result.image), np.asarray(single.image))
+
+
+def test_a_shipped_decoder_that_changed_is_refused(
+    tmp_path: Path, images: Path, state_dict: dict[str, torch.Tensor], monkeypatch
+) -> None:
+    """One flipped byte in the tensors (a file that still reads) fails the hash check by
+    name, before any picture is made."""
+    from styleshift.feedforward import engine as feedforward
+
+    changed = tmp_path / "decoder.safetensors"
+    data = bytearray(shipped_model("relu4_1").read_bytes())
+    data[-100] ^= 0x01
+    changed.write_bytes(bytes(data))
+    load_model(changed)  # still a readable decoder without the hash
+    monkeypatch.setattr(feedforward, "shipped_model", lambda level="relu4_1": changed)
+    with pytest.raises(InputError, match=r"decoder.safetensors' has sha256 .*reinstall styleshift"):
+        feedforward.FeedForward(state_dict, torch.device("cpu")).decoders(("relu4_1",), ())

@@ -146,7 +146,7 @@ def test_tiled_objective_and_gradient_match_the_whole_image(
         found[tile] = (value, terms, x.grad)
     (value, terms, grad), (tiled_value, tiled_terms, tiled_grad) = found[None], found[64]
     # Measured: values agree to 3e-7 relative (masked 1.1e-6), gradients to 1.2e-3; the
-    # README promises 1e-6 (2e-6 with masks) and about 0.1%.
+    # README promises 1e-6 (2e-6 with masks) and 0.2%.
     rel = 2e-6 if masked else 1e-6
     assert tiled_value == pytest.approx(value, rel=rel)
     assert tiled_terms == pytest.approx(terms, rel=rel, abs=1e-9)

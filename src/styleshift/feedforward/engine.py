@@ -235,13 +235,24 @@ def run(
         done[0] += 1
         if callback is None:
             return
-        render = (lambda: picture[0]) if picture else (lambda: image.resize(size))
-        elapsed = time.perf_counter() - start
         step = done[0]
         callback(
-            Progress(1, 1, size, step, steps, step, steps, math.nan, {}, elapsed, None,
-                     render, stage=name)
-        )  # fmt: skip
+            Progress(
+                scale=1,
+                scales=1,
+                size=size,
+                step=step,
+                steps=steps,
+                done_steps=step,
+                total_steps=steps,
+                loss=math.nan,  # a pass has no loss to report
+                losses={},
+                elapsed=time.perf_counter() - start,
+                eta=None,  # each stage is a fraction of a second
+                render=(lambda: picture[0]) if picture else (lambda: image.resize(size)),
+                stage=name,
+            )
+        )
 
     out = feedforward.stylise(
         c,

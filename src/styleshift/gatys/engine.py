@@ -301,7 +301,7 @@ class Run:
             # the budget of `steps` evaluations and reports progress per evaluation.
             optimiser = torch.optim.LBFGS(
                 [x],
-                lr=opts.learning_rate or 1.0,
+                lr=opts.learning_rate,
                 max_iter=limit,
                 max_eval=limit,
                 history_size=plan.history,
@@ -310,7 +310,7 @@ class Run:
                 tolerance_change=0.0,
             )
         else:
-            optimiser = torch.optim.Adam([x], lr=opts.learning_rate or 0.02)
+            optimiser = torch.optim.Adam([x], lr=opts.learning_rate)
         # Until this scale's first evaluation, the best image is the one it starts from
         # (the previous scales' result), with the previous scale's loss.
         self.best = image.detach().clone()
@@ -348,7 +348,7 @@ class Run:
                 group = optimiser.param_groups[0]
                 group.update(lr=group["lr"] * _FIRST_STEP * x.numel(), max_iter=1)
                 optimiser.step(closure)  # type: ignore[no-untyped-call]
-                group.update(lr=opts.learning_rate or 1.0, max_iter=limit)
+                group.update(lr=opts.learning_rate, max_iter=limit)
                 optimiser.step(closure)  # type: ignore[no-untyped-call]
                 # L-BFGS stops by itself when a line search finds no lower point, which
                 # float noise makes likely late in a long run. With --time, and time left,
