@@ -25,10 +25,10 @@ from PIL import Image, ImageFilter
 # The same spread of paintings as the instant method's quality benchmark.
 from instant import PAINTINGS, REPO, SHARED  # bench/ is on the path when run as a script
 from styleshift import StyleTransfer
-from styleshift.evaluate import evaluate_image
-from styleshift.image import load_image, resize_long_side
-from styleshift.metrics import Scorer
-from styleshift.weights import ensure_weights, load_state_dict
+from styleshift.apps.evaluate import evaluate_image
+from styleshift.core.metrics import Scorer
+from styleshift.core.weights import ensure_weights, load_state_dict
+from styleshift.io.image import load_image, resize_long_side
 
 ANCHORS = ("photo", "painting", "grey", "blur", "instant", "fast", "balanced")
 METRICS = {

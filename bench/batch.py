@@ -32,8 +32,8 @@ from typing import Any
 import torch
 
 from styleshift import Options
-from styleshift.batch import plan, run_batch
-from styleshift.device import fast_bfloat16_unit
+from styleshift.apps.batch import plan, run_batch
+from styleshift.core.device import fast_bfloat16_unit
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("STYLESHIFT_SHARED", REPO.parent / "shared")) / "images"

@@ -14,7 +14,7 @@ fast's schedule and the adaptive style weight were chosen on this grid, not on o
 
 Per pair, two numbers:
 - content similarity: cosine of the output's and the photo's relu4_2 features, from the
-  independent max-pooling scorer (styleshift.metrics), at the output's size;
+  independent max-pooling scorer (styleshift.core.metrics), at the output's size;
 - style-loss reduction: the package's own style loss (bench/run.py's referee: relative
   Gram error averaged over relu1_1..relu5_1, average pooling) of the photo over that of
   the output, at the output's size. The scorer's Gram reduction is recorded too.
@@ -41,11 +41,11 @@ from PIL import Image, ImageDraw
 from instant import PAINTINGS, REPO, SHARED, cpu_facts, rgb
 from run import Referee
 from styleshift import Options, StyleTransfer
-from styleshift.device import resolve_device
-from styleshift.image import resize_long_side, to_tensor
-from styleshift.metrics import Scorer
-from styleshift.options import FEEDFORWARD_ONLY, GATYS
-from styleshift.weights import ensure_weights, load_state_dict
+from styleshift.core.device import resolve_device
+from styleshift.core.metrics import Scorer
+from styleshift.core.options import FEEDFORWARD_ONLY, GATYS
+from styleshift.core.weights import ensure_weights, load_state_dict
+from styleshift.io.image import resize_long_side, to_tensor
 
 VALIDATION = REPO / "training-data" / "val"
 PHOTOS = (

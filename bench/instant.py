@@ -40,10 +40,10 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from styleshift import Options, StyleTransfer
-from styleshift.device import fast_bfloat16_unit
-from styleshift.image import load_image, split_alpha
-from styleshift.metrics import Scorer
-from styleshift.weights import ensure_weights, load_state_dict
+from styleshift.core.device import fast_bfloat16_unit
+from styleshift.core.metrics import Scorer
+from styleshift.core.weights import ensure_weights, load_state_dict
+from styleshift.io.image import load_image, split_alpha
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("STYLESHIFT_SHARED", REPO.parent / "shared")) / "images"
@@ -108,7 +108,7 @@ def peak_flops(dtype: torch.dtype, seconds: float = 2.0) -> float:
 def conv_macs(engine: StyleTransfer, side: int) -> int:
     """Multiply-adds of encoder (photo and painting) plus decoder at side x side."""
     ((decoder, info),) = engine.feedforward.decoders(("relu4_1",))
-    from styleshift.vgg import VGGFeatures
+    from styleshift.core.vgg import VGGFeatures
 
     encoder = VGGFeatures(engine._state, (info.level,), info.pooling)
     total = 0

@@ -33,7 +33,7 @@ from PIL import Image
 from run import REPO, default_images_dir, machine_info
 from styleshift import Options, StyleTransfer
 from styleshift.gatys import tiles
-from styleshift.image import load_image, resize_long_side, to_tensor
+from styleshift.io.image import load_image, resize_long_side, to_tensor
 
 CONTENT = "tubingen.jpg"
 STYLE = "vangogh_starry_night.jpg"

@@ -24,10 +24,10 @@ from collections.abc import Sequence
 import torch
 
 from styleshift import Options
-from styleshift.device import fast_bfloat16_unit
-from styleshift.losses import gram_matrix
-from styleshift.vgg import VGGFeatures
-from styleshift.weights import ensure_weights, load_state_dict
+from styleshift.core.device import fast_bfloat16_unit
+from styleshift.core.losses import gram_matrix
+from styleshift.core.vgg import VGGFeatures
+from styleshift.core.weights import ensure_weights, load_state_dict
 
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 

@@ -34,9 +34,9 @@ from PIL import Image, ImageDraw
 
 from instant import REPO, SHARED, cpu_facts, rgb  # bench/ is on the path when run as a script
 from styleshift import Options, StyleTransfer
-from styleshift.metrics import Scorer, kept_psnr
-from styleshift.regions import open_regions
-from styleshift.weights import ensure_weights, load_state_dict
+from styleshift.core.metrics import Scorer, kept_psnr
+from styleshift.core.regions import open_regions
+from styleshift.core.weights import ensure_weights, load_state_dict
 
 REGION_COLOURS = [(255, 255, 255), (255, 170, 0), (0, 170, 255)]
 PAIRS = (

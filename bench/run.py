@@ -38,13 +38,13 @@ from PIL import Image
 from torch import Tensor
 
 from styleshift import Options, Progress, StyleTransfer
-from styleshift.gatys.engine import iterations_for, scale_sizes
+from styleshift.core.losses import ContentLoss, StyleLoss, TVLoss, gram_matrix
+from styleshift.core.options import resolve_options
+from styleshift.core.vgg import VGGFeatures
+from styleshift.core.weights import ensure_weights, load_state_dict
 from styleshift.gatys.objective import adaptive_factor
-from styleshift.image import load_image, resize_long_side, split_alpha, to_tensor
-from styleshift.losses import ContentLoss, StyleLoss, TVLoss, gram_matrix
-from styleshift.options import resolve_options
-from styleshift.vgg import VGGFeatures
-from styleshift.weights import ensure_weights, load_state_dict
+from styleshift.gatys.schedule import iterations_for, scale_sizes
+from styleshift.io.image import load_image, resize_long_side, split_alpha, to_tensor
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = "baseline"

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 
 from run import PAIRS, Referee, default_images_dir, find_image, load_rgb
 from styleshift import Options, Progress, StyleTransfer
-from styleshift.image import to_tensor
-from styleshift.weights import ensure_weights, load_state_dict
+from styleshift.core.weights import ensure_weights, load_state_dict
+from styleshift.io.image import to_tensor
 
 
 def main(argv: Sequence[str] | None = None) -> int:

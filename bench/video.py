@@ -40,9 +40,9 @@ import torch
 from PIL import Image
 
 from styleshift import Options, StyleTransfer
-from styleshift.flow import sequence_warping_error
-from styleshift.video import VideoSettings, VideoStylizer
-from styleshift.videoio import probe, read_frames
+from styleshift.apps.video import VideoSettings, VideoStylizer
+from styleshift.core.flow import sequence_warping_error
+from styleshift.io.videoio import probe, read_frames
 
 REPO = Path(__file__).resolve().parents[1]
 CLIPS: dict[str, tuple[str, float]] = {  # name -> (path under images/, start in seconds)

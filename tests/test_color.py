@@ -1,6 +1,6 @@
 import torch
 
-from styleshift.color import (
+from styleshift.core.color import (
     luminance,
     match_color,
     match_luminance,

@@ -13,9 +13,9 @@ from urllib.parse import urlparse
 import pytest
 from PIL import Image
 
+from styleshift.apps.compare import configurations
 from styleshift.cli import build_parser, main
 from styleshift.cli.arguments import options_from_args
-from styleshift.compare import configurations
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from styleshift.device import fast_bfloat16_unit, resolve_device, resolve_precision
-from styleshift.errors import OptionError
+from styleshift.core.device import fast_bfloat16_unit, resolve_device, resolve_precision
+from styleshift.core.errors import OptionError
 
 
 @pytest.mark.parametrize(

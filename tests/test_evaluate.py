@@ -11,10 +11,10 @@ import torch
 from PIL import Image, ImageFilter
 
 from styleshift import InputError, StyleTransfer
+from styleshift.apps.evaluate import evaluate_image, evaluate_video
 from styleshift.cli import main
-from styleshift.evaluate import evaluate_image, evaluate_video
-from styleshift.image import load_image, resize_long_side
-from styleshift.metrics import Scorer, colour_distance, edge_overlap, luminance_ssim
+from styleshift.core.metrics import Scorer, colour_distance, edge_overlap, luminance_ssim
+from styleshift.io.image import load_image, resize_long_side
 
 SIZE = 160
 

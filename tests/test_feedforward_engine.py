@@ -14,13 +14,13 @@ import torch
 from PIL import Image
 
 from styleshift import InputError, Options, StyleTransfer
-from styleshift.color import rgb_to_yuv
+from styleshift.core.color import rgb_to_yuv
+from styleshift.core.metrics import Scorer
+from styleshift.core.vgg import VGGFeatures
 from styleshift.feedforward.decoder import Decoder, ModelInfo, load_model, save_model, sha256_file
 from styleshift.feedforward.engine import SHIPPED, shipped_model
 from styleshift.feedforward.train import Reconstruction, TrainSettings, feature_layers, psnr
-from styleshift.image import load_image, resize_long_side, to_tensor
-from styleshift.metrics import Scorer
-from styleshift.vgg import VGGFeatures
+from styleshift.io.image import load_image, resize_long_side, to_tensor
 
 SIZE = 192
 # The shipped decoders rebuild this held-out photo (never trained on) at 256 px to at

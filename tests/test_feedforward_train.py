@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from styleshift.errors import InputError, OptionError
+from styleshift.core.errors import InputError, OptionError
+from styleshift.core.vgg import VGGFeatures
+from styleshift.core.weights import load_state_dict
 from styleshift.feedforward.decoder import load_model
 from styleshift.feedforward.engine import shipped_model
 from styleshift.feedforward.train import (
@@ -23,9 +25,7 @@ from styleshift.feedforward.train import (
     feature_layers,
     train,
 )
-from styleshift.image import load_image, resize_long_side, to_tensor
-from styleshift.vgg import VGGFeatures
-from styleshift.weights import load_state_dict
+from styleshift.io.image import load_image, resize_long_side, to_tensor
 
 # relu2_1 decoders are small: a step on two 64 px crops takes a few hundredths of a second.
 TINY = TrainSettings(

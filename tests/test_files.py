@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from styleshift.errors import OutputError
-from styleshift.files import atomic_path, inside, remove_own, write_bytes
+from styleshift.core.errors import OutputError
+from styleshift.io.files import atomic_path, inside, remove_own, write_bytes
 
 
 def _names(folder: Path) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from styleshift.flow import consistency_mask, dense_flow, gray, pair, warp, warping_error
+from styleshift.core.flow import consistency_mask, dense_flow, gray, pair, warp, warping_error
 
 
 def _texture(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:

@@ -17,12 +17,12 @@ from PIL import Image
 
 from optional import need
 from styleshift import cli
-from styleshift.batch import plan
-from styleshift.errors import StyleshiftError
+from styleshift.apps.batch import plan
+from styleshift.core.errors import StyleshiftError
+from styleshift.core.weights import load_state_dict
 from styleshift.feedforward.decoder import Decoder, ModelInfo, load_model, save_model
 from styleshift.feedforward.engine import shipped_model
-from styleshift.image import load_image
-from styleshift.weights import load_state_dict
+from styleshift.io.image import load_image
 
 FUZZ = settings(
     max_examples=25,
@@ -145,7 +145,7 @@ def test_garbled_manifests(tmp_path: Path, images: Path, text: str, suffix: str)
 @given(cut=st.floats(0.05, 0.95), flips=DAMAGE["flips"])
 def test_videos_cut_mid_stream(images: Path, tmp_path: Path, cut: float, flips: list) -> None:
     need("av")
-    from styleshift.videoio import probe, read_frames
+    from styleshift.io.videoio import probe, read_frames
 
     source = images / "video" / "big_buck_bunny_cut_10s_640x360.mp4"
     path = tmp_path / "cut.mp4"

@@ -12,14 +12,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image, ImageOps
 
-from styleshift import OptionError, Options, StyleTransfer, memory
+from styleshift import OptionError, Options, StyleTransfer
 from styleshift.cli import main
-from styleshift.device import resolve_precision
+from styleshift.core import memory
+from styleshift.core.device import resolve_precision
+from styleshift.core.options import resolve_options
+from styleshift.core.vgg import VGGFeatures
 from styleshift.gatys import tiles
 from styleshift.gatys.engine import Run
-from styleshift.image import to_tensor
-from styleshift.options import resolve_options
-from styleshift.vgg import VGGFeatures
+from styleshift.io.image import to_tensor
 
 CPU = torch.device("cpu")
 
@@ -217,7 +218,7 @@ MEASURE = """
 import json, sys
 import torch
 from styleshift import Options, StyleTransfer
-from styleshift.memory import PeakMemory
+from styleshift.core.memory import PeakMemory
 content, style, size, budget = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 engine = StyleTransfer(device="cpu")
 opts = Options(size=size, multiscale=False, iterations=(1,), max_memory=budget,

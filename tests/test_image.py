@@ -1,4 +1,4 @@
-"""Tests for styleshift.image: loading, conversion, resizing and atomic saving."""
+"""Tests for styleshift.io.image: loading, conversion, resizing and atomic saving."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image, ImageCms, ImageFile
 
-from styleshift import image as im
-from styleshift.errors import InputError, OutputError
+from styleshift.core.errors import InputError, OutputError
+from styleshift.io import image as im
 
 
 def _one_line(exc: pytest.ExceptionInfo[Exception], *fragments: str) -> str:

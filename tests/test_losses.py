@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from styleshift.losses import ContentLoss, RangeLoss, StyleLoss, TVLoss, gram_matrix, mix_grams
+from styleshift.core.losses import ContentLoss, RangeLoss, StyleLoss, TVLoss, gram_matrix, mix_grams
 
 
 def test_gram_matches_definition():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from styleshift import memory
+from styleshift.core import memory
 
 MiB = 2**20
 

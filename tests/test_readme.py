@@ -13,8 +13,8 @@ import torch
 
 from optional import need
 from styleshift.cli import build_parser
+from styleshift.core.options import MEMORY_FRACTION, Options, resolve_options
 from styleshift.gatys import tiles
-from styleshift.options import MEMORY_FRACTION, Options, resolve_options
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
@@ -36,7 +36,7 @@ def _defaults() -> dict[str, set[object]]:
 
     walk(build_parser())
     # The video command's flags default to None, meaning VideoSettings' values.
-    for f in dataclasses.fields(need("styleshift.video").VideoSettings):
+    for f in dataclasses.fields(need("styleshift.apps.video").VideoSettings):
         found.setdefault("--" + f.name.replace("_", "-"), set()).add(f.default)
     return found
 
@@ -120,7 +120,7 @@ def test_the_memory_budget_and_tile_margin_are_the_readmes():
 
 
 def test_the_video_frame_rate_of_a_folder_is_the_readmes(tmp_path):
-    videoio = need("styleshift.videoio")
+    videoio = need("styleshift.io.videoio")
     stated = re.search(r"folder of numbered\s+frames \(`--fps`, default (\d+)\)", README)
     assert stated
     from PIL import Image
@@ -131,7 +131,7 @@ def test_the_video_frame_rate_of_a_folder_is_the_readmes(tmp_path):
 
 
 def test_serve_flags_default_to_the_web_configs():
-    web = need("styleshift.web")
+    web = need("styleshift.apps.web")
     args = build_parser().parse_args(["serve"])
     for f in dataclasses.fields(web.WebConfig):
         if hasattr(args, f.name):

@@ -13,13 +13,13 @@ from PIL import Image, ImageOps
 
 from styleshift import InputError, OptionError, Options, StyleTransfer
 from styleshift.cli import main
+from styleshift.core.losses import gram_matrix
+from styleshift.core.metrics import Scorer, kept_psnr
+from styleshift.core.options import resolve_options
+from styleshift.core.regions import Regions, open_regions, subject_mask
+from styleshift.core.vgg import stride
 from styleshift.gatys.engine import Run
-from styleshift.image import load_image, resize_long_side
-from styleshift.losses import gram_matrix
-from styleshift.metrics import Scorer, kept_psnr
-from styleshift.options import resolve_options
-from styleshift.regions import Regions, open_regions, subject_mask
-from styleshift.vgg import stride
+from styleshift.io.image import load_image, resize_long_side
 
 CPU = torch.device("cpu")
 SIZE = 128

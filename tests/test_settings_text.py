@@ -8,13 +8,13 @@ import dataclasses
 import pytest
 
 from styleshift import Options
+from styleshift.apps.compare import parse_sweep
+from styleshift.apps.web import options_from_form
 from styleshift.cli import build_parser
 from styleshift.cli.arguments import options_from_args
-from styleshift.compare import parse_sweep
-from styleshift.errors import OptionError
+from styleshift.core.errors import OptionError
+from styleshift.core.settings_text import format_value, from_values, parse_value
 from styleshift.feedforward.train import TrainSettings
-from styleshift.settings_text import format_value, from_values, parse_value
-from styleshift.web import options_from_form
 
 
 @pytest.mark.parametrize("cls", [Options, TrainSettings])

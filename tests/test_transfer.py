@@ -31,22 +31,23 @@ from styleshift import (
     Progress,
     Result,
     StyleTransfer,
-    color,
     stylize,
 )
-from styleshift.gatys.engine import SCALE_RATIO, Run, iterations_for, scale_sizes
-from styleshift.gatys.objective import TYPICAL_PHOTO_STYLE_LOSS, adaptive_factor
-from styleshift.image import load_image, resize_long_side, scaled_size, to_tensor
-from styleshift.losses import StyleLoss, TVLoss, gram_matrix, relative_mse
-from styleshift.metrics import Scorer
-from styleshift.options import (
+from styleshift.core import color
+from styleshift.core.losses import StyleLoss, TVLoss, gram_matrix, relative_mse
+from styleshift.core.metrics import Scorer
+from styleshift.core.options import (
     _PRESETS,
     PRESETS,
     OptimisationOptions,
     ResolvedOptions,
     resolve_options,
 )
-from styleshift.vgg import VGGFeatures
+from styleshift.core.vgg import VGGFeatures
+from styleshift.gatys.engine import Run
+from styleshift.gatys.objective import TYPICAL_PHOTO_STYLE_LOSS, adaptive_factor
+from styleshift.gatys.schedule import SCALE_RATIO, iterations_for, scale_sizes
+from styleshift.io.image import load_image, resize_long_side, scaled_size, to_tensor
 
 CPU = torch.device("cpu")
 DEFAULTS = Options()

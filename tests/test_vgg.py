@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from styleshift.errors import OptionError
-from styleshift.vgg import LAYERS, VGGFeatures, check_layers
+from styleshift.core.errors import OptionError
+from styleshift.core.vgg import LAYERS, VGGFeatures, check_layers
 
 REFERENCE_LAYERS = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
 

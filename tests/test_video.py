@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import styleshift
+import styleshift.apps
+import styleshift.io
 from styleshift import Interrupted, Options, OutputError, cli
-from styleshift.errors import InputError
-from styleshift.flow import sequence_warping_error
-from styleshift.video import VideoSettings, VideoStylizer, stylize_video
-from styleshift.videoio import probe, read_frames
+from styleshift.apps.video import VideoSettings, VideoStylizer, stylize_video
+from styleshift.core.errors import InputError
+from styleshift.core.flow import sequence_warping_error
+from styleshift.io.videoio import probe, read_frames
 
 pytestmark = pytest.mark.slow
 
@@ -238,9 +239,9 @@ def test_cli_names_the_extra_when_video_packages_are_missing(tmp_path, clip, sty
                                                              capsys):  # fmt: skip
     # As if PyAV were not installed: the video modules must be imported afresh and fail.
     monkeypatch.setitem(sys.modules, "av", None)
-    for name in ("video", "videoio"):
-        monkeypatch.delitem(sys.modules, f"styleshift.{name}")
-        monkeypatch.delattr(styleshift, name)
+    for package, name in ((styleshift.apps, "video"), (styleshift.io, "videoio")):
+        monkeypatch.delitem(sys.modules, f"{package.__name__}.{name}")
+        monkeypatch.delattr(package, name)
     assert cli.main(["video", str(clip), str(style), "-o", str(tmp_path / "o.mp4")]) == 2
     err = capsys.readouterr().err
     assert "(av is missing)" in err and "pip install 'styleshift[video]'" in err
@@ -441,7 +442,7 @@ def test_another_input_is_refused_and_overwrite_discards_the_folder(
 def test_an_encoding_failure_leaves_no_output_and_no_temporary_file(
     tmp_path, sintel, style, engine, monkeypatch
 ):
-    from styleshift import videoio
+    from styleshift.io import videoio
 
     def full_disk(frames, tmp, *args):
         tmp.write_bytes(b"half a video")

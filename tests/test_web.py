@@ -17,8 +17,8 @@ from styleshift import InputError, OptionError, Options, StyleTransfer, cli
 
 need("gradio")
 
-from styleshift import web  # noqa: E402 (after the check for Gradio)
-from styleshift.jobs import Job, Update, follow  # noqa: E402
+from styleshift.apps import web  # noqa: E402 (after the check for Gradio)
+from styleshift.apps.jobs import Job, Update, follow  # noqa: E402
 
 TINY = {"size": 48, "start_size": 32, "iterations": "3"}
 
@@ -354,11 +354,11 @@ def test_bad_server_settings_get_one_line(tmp_path: Path) -> None:
 def test_serve_without_gradio_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import styleshift
+    import styleshift.apps
 
     monkeypatch.setitem(sys.modules, "gradio", None)
-    monkeypatch.delitem(sys.modules, "styleshift.web")
-    monkeypatch.delattr(styleshift, "web")
+    monkeypatch.delitem(sys.modules, "styleshift.apps.web")
+    monkeypatch.delattr(styleshift.apps, "web")
     assert cli.main(["serve"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("styleshift: error: the web page needs Gradio")

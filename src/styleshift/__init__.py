@@ -4,12 +4,11 @@
 >>> stylize("photo.jpg", "painting.jpg", size=512).save("out.png")
 """
 
-from .errors import InputError, OptionError, OutputError, StyleshiftError, WeightsError
-from .options import Options
-from .results import ExtraTerm, Interrupted, Progress, Result, ScaleReport
+from .core.errors import InputError, OptionError, OutputError, StyleshiftError, WeightsError
+from .core.options import Options
+from .core.results import ExtraTerm, Interrupted, Progress, Result, ScaleReport
+from .core.version import __version__
 from .transfer import StyleTransfer, stylize
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ExtraTerm",

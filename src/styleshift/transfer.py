@@ -16,14 +16,14 @@ from typing import Any
 
 from PIL import Image
 
-from .device import resolve_device
-from .errors import OptionError
+from .core.device import resolve_device
+from .core.errors import OptionError
+from .core.options import OptimisationOptions, Options, resolve_options
+from .core.results import ExtraTerm, ProgressFn, Result
+from .core.weights import ensure_weights, load_state_dict
 from .feedforward import engine as feedforward
 from .gatys.engine import Run
-from .image import ImageLike, as_list
-from .options import OptimisationOptions, Options, resolve_options
-from .results import ExtraTerm, ProgressFn, Result
-from .weights import ensure_weights, load_state_dict
+from .io.image import ImageLike, as_list
 
 
 class StyleTransfer:

@@ -10,8 +10,8 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
-from ..errors import StyleshiftError
+from ..core.errors import StyleshiftError
+from ..core.version import __version__
 from . import batch, compare, evaluate, serve, stylize, train, video, weights
 from .arguments import EXIT_INTERRUPTED, EXIT_USER_ERROR, Parser
 

@@ -12,9 +12,9 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from ..errors import closest
-from ..options import Options
-from ..settings_text import check_choice, choices_of, converter, field_type, format_value
+from ..core.errors import closest
+from ..core.options import Options
+from ..core.settings_text import check_choice, choices_of, converter, field_type, format_value
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..device import resolve_device
-from ..errors import StyleshiftError
-from ..options import resolve_options
+from ..core.device import resolve_device
+from ..core.errors import StyleshiftError
+from ..core.options import resolve_options
 from .arguments import add_option_arguments, options_from_args
 from .progress import note
 
@@ -60,7 +60,7 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .. import batch
+    from ..apps import batch
 
     options = options_from_args(args)
     if args.workers is not None and args.workers < 1:

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import weights
-from ..device import resolve_device
-from ..image import as_image
-from ..metrics import Scorer
-from ..options import PRESETS, resolve_options
+from ..core import weights
+from ..core.device import resolve_device
+from ..core.metrics import Scorer
+from ..core.options import PRESETS, resolve_options
+from ..io.image import as_image
 from .arguments import (
     EXIT_INTERRUPTED,
     add_option_arguments,
@@ -61,7 +61,7 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import compare, report  # matplotlib, OpenCV, pytorch-msssim: only for this command
+    from ..apps import compare, report  # matplotlib, OpenCV, pytorch-msssim: only for this command
 
     configs = compare.configurations(args.presets, args.sweep, options_from_args(args))
     device = resolve_device(args.device)

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import weights
-from ..errors import StyleshiftError
-from ..image import as_image
-from ..metrics import Scorer
-from ..regions import check_count, check_masks
+from ..core import weights
+from ..core.errors import StyleshiftError
+from ..core.metrics import Scorer
+from ..core.regions import check_count, check_masks
+from ..io.image import as_image
 from .arguments import list_of
 from .progress import Reporter
 
@@ -47,7 +47,7 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import evaluate  # OpenCV and pytorch-msssim load only for this command
+    from ..apps import evaluate  # OpenCV and pytorch-msssim load only for this command
 
     for painting in args.styles:  # every mistake before the network loads
         as_image(painting, what="style image")

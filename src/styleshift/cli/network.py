@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .. import weights
-from ..device import resolve_precision
+from ..core import weights
+from ..core.device import resolve_precision
 from ..transfer import StyleTransfer
 from .progress import Reporter, note
 

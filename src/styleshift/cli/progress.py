@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from .. import weights
-from ..results import Progress, clock
+from ..core import weights
+from ..core.results import Progress, clock
 
 _BAR = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
 

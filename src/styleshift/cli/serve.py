@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..device import resolve_device
-from ..errors import StyleshiftError
+from ..core.device import resolve_device
+from ..core.errors import StyleshiftError
 from .arguments import choice
 from .network import load_engine
 from .progress import Reporter
@@ -67,7 +67,7 @@ def _loopback(host: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     try:  # lazily: stylize should not pay for importing Gradio
-        from .. import web
+        from ..apps import web
     except ImportError as e:
         raise StyleshiftError(
             f"the web page needs Gradio ({e.name or e}); pip install 'styleshift[web]'"

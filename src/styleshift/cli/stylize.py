@@ -10,13 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..device import resolve_device
-from ..errors import OutputError, StyleshiftError
-from ..files import provenance
-from ..image import as_image, check_output_path, save_image, split_alpha
-from ..options import INIT_STARTS, resolve_options
-from ..regions import check_masks
-from ..results import Interrupted, Progress, Result, clock
+from ..core.device import resolve_device
+from ..core.errors import OutputError, StyleshiftError
+from ..core.options import INIT_STARTS, resolve_options
+from ..core.regions import check_masks
+from ..core.results import Interrupted, Progress, Result, clock
+from ..io.files import provenance
+from ..io.image import as_image, check_output_path, save_image, split_alpha
 from .arguments import EXIT_INTERRUPTED, add_option_arguments, options_from_args
 from .network import load_engine
 from .progress import Reporter, note

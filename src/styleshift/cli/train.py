@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..results import clock
+from ..core.results import clock
 from .arguments import EXIT_INTERRUPTED, add_settings_arguments
 
 

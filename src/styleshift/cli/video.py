@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..device import resolve_device
-from ..errors import StyleshiftError
-from ..options import resolve_options
+from ..core.device import resolve_device
+from ..core.errors import StyleshiftError
+from ..core.options import resolve_options
 from .arguments import EXIT_INTERRUPTED, add_option_arguments, options_from_args
 from .network import load_engine
 from .progress import Reporter, note
@@ -84,7 +84,7 @@ def _settings_defaults() -> dict[str, str]:
     """' (default: X)' for each VideoSettings field; the video module needs PyAV and
     OpenCV, and help must work without them."""
     try:
-        from ..video import VideoSettings
+        from ..apps.video import VideoSettings
     except ImportError:
         return collections.defaultdict(str)
     return {k: f" (default: {v:g})" for k, v in dataclasses.asdict(VideoSettings()).items()}
@@ -92,7 +92,7 @@ def _settings_defaults() -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        from .. import video
+        from ..apps import video
     except ImportError as e:
         raise StyleshiftError(
             f"the video command needs PyAV and OpenCV ({e.name or e} is missing); "

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import weights
+from ..core import weights
 from .arguments import Parser, choice
 from .progress import Reporter
 

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..errors import InputError
-from ..image import as_image, to_tensor
-from ..media import kind_of
+from ..core.errors import InputError
+from ..io.image import as_image, to_tensor
+from ..io.media import kind_of
 
 
 def image_files(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:

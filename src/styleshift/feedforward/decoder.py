@@ -15,10 +15,10 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
-from ..errors import InputError, one_line
-from ..files import atomic_path
-from ..vgg import LAYERS, LEVELS, Pooling, check_level
-from ..weights import read_safetensors, sha256_file
+from ..core.errors import InputError, one_line
+from ..core.vgg import LAYERS, LEVELS, Pooling, check_level
+from ..core.weights import read_safetensors, sha256_file
+from ..io.files import atomic_path
 
 MODEL_FORMAT = "styleshift-decoder-v1"
 

@@ -21,13 +21,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from ..errors import InputError
-from ..image import ImageLike
-from ..options import DEFAULT_TRANSFORM, ResolvedOptions, normalised
-from ..pipeline import finish, open_inputs, prepare
-from ..regions import Regions, open_regions
-from ..results import Progress, ProgressFn, Result, ScaleReport
-from ..vgg import LEVELS, VGGFeatures, stride
+from ..core.errors import InputError
+from ..core.options import DEFAULT_TRANSFORM, ResolvedOptions, normalised
+from ..core.pipeline import finish, open_inputs, prepare
+from ..core.regions import Regions, open_regions
+from ..core.results import Progress, ProgressFn, Result, ScaleReport
+from ..core.vgg import LEVELS, VGGFeatures, stride
+from ..io.image import ImageLike
 from .decoder import Decoder, ModelInfo, load_model, pad_to_multiple
 from .transforms import stylise_features, stylise_regions
 

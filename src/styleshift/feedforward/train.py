@@ -39,13 +39,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from ..device import Device, Precision, resolve_device, resolve_precision
-from ..errors import InputError, OptionError
-from ..files import atomic_path
-from ..image import as_image, resize_long_side, to_tensor
-from ..losses import relative_mse
-from ..vgg import LAYERS, Level, Pooling, VGGFeatures, check_level, stride
-from ..weights import ensure_weights, load_state_dict
+from ..core.device import Device, Precision, resolve_device, resolve_precision
+from ..core.errors import InputError, OptionError
+from ..core.losses import relative_mse
+from ..core.vgg import LAYERS, Level, Pooling, VGGFeatures, check_level, stride
+from ..core.weights import ensure_weights, load_state_dict
+from ..io.files import atomic_path
+from ..io.image import as_image, resize_long_side, to_tensor
 from .data import image_files, load_photos, random_batch
 from .decoder import Decoder, ModelInfo, load_model, pad_to_multiple, save_model
 from .transforms import adain

@@ -18,7 +18,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
-from ..regions import SUPPORT
+from ..core.regions import SUPPORT
 
 Transform = Literal["adain", "wct", "efdm"]
 TRANSFORMS: tuple[str, ...] = get_args(Transform)

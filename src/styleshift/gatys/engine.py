@@ -1,8 +1,10 @@
 """The optimisation method of Gatys et al. (2016): the image itself is optimised, coarse to
 fine, against a content loss on deep VGG-19 features and a style loss on Gram matrices.
 
-`Run` holds one run's state; `StyleTransfer` (in `transfer`) creates one per call.
-Scales too large for the memory budget are evaluated in tiles (`tiles`).
+`Run` holds one run's state; `StyleTransfer` (in `transfer`) creates one per call. The
+loss is the `objective`'s; how the evaluations are spent over the scales, and the time
+left, are the `schedule`'s; scales too large for the memory budget are evaluated in tiles
+(`tiles`).
 """
 
 from __future__ import annotations
@@ -17,21 +19,19 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .. import color, memory
-from ..errors import OptionError
-from ..image import ImageLike, as_image, long_side_for, scaled_size, to_tensor
-from ..options import MEMORY_FRACTION, OptimisationOptions
-from ..pipeline import finish, open_inputs
-from ..regions import Regions, open_regions
-from ..results import ExtraTerm, Interrupted, Progress, ProgressFn, Result, ScaleReport
-from ..vgg import VGGFeatures
+from ..core import color, memory
+from ..core.errors import OptionError
+from ..core.options import MEMORY_FRACTION, OptimisationOptions
+from ..core.pipeline import finish, open_inputs
+from ..core.regions import Regions, open_regions
+from ..core.results import ExtraTerm, Interrupted, Progress, ProgressFn, Result, ScaleReport
+from ..core.vgg import VGGFeatures
+from ..io.image import ImageLike, as_image, long_side_for, scaled_size, to_tensor
 from . import tiles
 from .objective import Objective, Targets
+from .schedule import Schedule, iterations_for, scale_sizes
 
-SCALE_RATIO = math.sqrt(2.0)
 _FIRST_STEP = 0.01  # mean pixel change (in 0..1) of L-BFGS's first step
-TIME_USE = 0.95  # the share of --time the optimisation may use; the rest renders and saves
-TIME_MIN_STEPS = 4  # evaluations per scale below which --time refuses
 
 # Makes the start image `--init instant` asks for: (photo, paintings, long side, regions)
 # -> a (1, 3, H, W) tensor in 0..1. The dispatcher hands one in, so that this family
@@ -41,27 +41,6 @@ InstantStart = Callable[[Image.Image, Sequence[Image.Image], int, Regions | None
 
 class _BudgetSpent(Exception):
     """Ends an L-BFGS scale once its evaluations are spent, even inside a line search."""
-
-
-def scale_sizes(size: int, start_size: int, multiscale: bool = True) -> list[int]:
-    """Long sides of the scales, coarse to fine: sqrt(2) apart, ending at `size`, with
-    the first as near `start_size` as that allows."""
-    if not multiscale or size <= start_size:
-        return [size]
-    count = round(math.log(size / start_size) / math.log(SCALE_RATIO))
-    return [round(size / SCALE_RATIO**k) for k in range(count, 0, -1)] + [size]
-
-
-def iterations_for(iterations: Sequence[int], scales: int) -> list[int]:
-    """Per-scale iteration counts; the fine end of the schedule is the one that is kept.
-
-    A preset's schedule is written for its own number of scales; for fewer scales (a
-    smaller output) the coarsest entries are dropped, for more the first one repeats.
-    """
-    its = list(iterations)
-    if len(its) >= scales:
-        return its[len(its) - scales :]
-    return [its[0]] * (scales - len(its)) + its
 
 
 class Run:
@@ -95,8 +74,9 @@ class Run:
             torch.bfloat16 if opts.precision == "bfloat16" else torch.float32,
         )
         self.sizes = scale_sizes(opts.size, opts.start_size, opts.multiscale)
-        self.steps = iterations_for(opts.iterations, len(self.sizes))
-        self._drop_narrow_scales(model.min_side)
+        steps = self._drop_narrow_scales(
+            iterations_for(opts.iterations, len(self.sizes)), model.min_side
+        )
         overhead = tiles.pass_overhead(model)
         self.budget = (
             int(opts.max_memory * 2**30)
@@ -117,22 +97,11 @@ class Run:
         self.objective = Objective(
             model, opts, self.content, self.styles, terms, self.budget, self.device, self.regions
         )
-        self.start = time.perf_counter()
-        # ETA: a step costs about as much as the pixels it runs the network on.
-        self.work = [
-            self._work(side, plan) for side, plan in zip(self.sizes, self.plans, strict=True)
-        ]
-        self.work_total = sum(w * n for w, n in zip(self.work, self.steps, strict=True))
-        self.work_done = 0.0
-        # With a time budget: when the run and the current scale must end, and the
-        # seconds per unit of work measured so far.
-        self.deadline: float | None = None
-        self.scale_deadline: float | None = None
-        self.rate: float | None = None
-        # The time and work of the evaluations after the run's first (which pays for
-        # the kernels' one-time set-up): the machine's rate, for the ETA and --time.
-        self.evaluating = 0.0
-        self.rated_work = 0.0
+        # A step costs about as much as the pixels it runs the network on.
+        self.schedule = Schedule(
+            steps,
+            [self._work(side, plan) for side, plan in zip(self.sizes, self.plans, strict=True)],
+        )
         # The first scale's losses, built for the --time probe and reused by that scale.
         self.probed: Targets | None = None
         self.reports: list[ScaleReport] = []
@@ -146,9 +115,10 @@ class Run:
         width, height = scaled_size(self.content.size, long_side)
         return height, width
 
-    def _drop_narrow_scales(self, min_side: int) -> None:
+    def _drop_narrow_scales(self, steps: list[int], min_side: int) -> list[int]:
         """Start at the first scale where the network can pool the photo (a panorama is
-        too thin for the coarsest ones); refuse an output too thin for it."""
+        too thin for the coarsest ones); refuse an output too thin for it. Returns the
+        steps of the scales kept."""
         fits = [min(self._shape(side)) >= min_side for side in self.sizes]
         if not fits[-1]:
             width, height = self.content.size
@@ -159,7 +129,8 @@ class Run:
                 "more, or crop it"
             )
         first = fits.index(True)
-        self.sizes, self.steps = self.sizes[first:], self.steps[first:]
+        self.sizes = self.sizes[first:]
+        return steps[first:]
 
     def _work(self, long_side: int, plan: tiles.Plan) -> float:
         height, width = self._shape(long_side)
@@ -219,8 +190,7 @@ class Run:
             if self.opts.time is not None:
                 self._start_clock(self.opts.time)
             for index, long_side in enumerate(self.sizes):
-                if self.deadline is not None:
-                    self._share_time(index)
+                self.schedule.share_time(index)
                 content = self.objective.content_at(long_side)
                 if image is None:
                     image = self._initial(content)
@@ -239,48 +209,20 @@ class Run:
     # -- a time budget ------------------------------------------------------------------
 
     def _start_clock(self, seconds: float) -> None:
-        """Measure one evaluation at the first scale; refuse a budget too short for a few
-        evaluations at every scale, naming the least that would do."""
+        """Measure one evaluation at the first scale, and start the clock of --time."""
         content = self.objective.content_at(self.sizes[0])
         targets = self.objective.targets(content, self.sizes[0], self.plans[0].tile)
         self.probed = targets  # the first scale starts with them
         x = content.clone().requires_grad_(True)
         started = time.perf_counter()
         self.objective.evaluate(x, targets, self.plans[0].tile, 1.0)
-        self.rate = (time.perf_counter() - started) / self.work[0]
-        spent = time.perf_counter() - self.start
-        least = spent + self.rate * TIME_MIN_STEPS * sum(self.work)
-        if seconds < least:
-            raise OptionError(
-                f"--time {seconds:g} is too short for a {self.sizes[-1]} px picture here: it "
-                f"needs at least about {math.ceil(least / TIME_USE)} s; allow that, choose a "
-                "smaller --size, or --preset instant (seconds)"
-            )
-        self.deadline = self.start + seconds * TIME_USE
-
-    def _share_time(self, index: int) -> None:
-        """Give scale `index` the share of the time left that the preset's schedule gives
-        it, and estimate how many evaluations that buys (for the progress display)."""
-        assert self.deadline is not None and self.rate is not None
-        if self.rated_work > 0:
-            self.rate = self.evaluating / self.rated_work
-        costs = [n * w for n, w in zip(self.steps, self.work, strict=True)]
-        now = time.perf_counter()
-        share = costs[index] / sum(costs[index:])
-        self.scale_deadline = now + max(0.0, self.deadline - now) * share
-        for i in range(index, len(self.steps)):
-            seconds = max(0.0, self.deadline - now) * costs[i] / sum(costs[index:])
-            self.steps[i] = max(TIME_MIN_STEPS, int(seconds / (self.rate * self.work[i])))
-        self.work_total = self.work_done + sum(
-            n * w for n, w in zip(self.steps[index:], self.work[index:], strict=True)
-        )
+        self.schedule.start_clock(seconds, time.perf_counter() - started, self.sizes[-1])
 
     def _optimise(self, index: int, image: Tensor, content: Tensor) -> Tensor:
         opts = self.opts
         long_side = self.sizes[index]
-        steps = self.steps[index]
-        # With --time the clock stops a scale; the estimate of its steps may be short.
-        limit = steps if self.scale_deadline is None else 4 * steps
+        schedule = self.schedule
+        limit = schedule.limit(index)
         plan = self.plans[index]
         if index == 0 and self.probed is not None:
             targets = self.probed
@@ -322,21 +264,18 @@ class Run:
             nonlocal step
             if step == limit:  # a line search would overrun the budget: stop here
                 raise _BudgetSpent
-            if step and self.scale_deadline and time.perf_counter() >= self.scale_deadline:
+            if step and schedule.time_is_up():
                 raise _BudgetSpent  # this scale's share of --time is spent
             step += 1
             optimiser.zero_grad()
             began = time.perf_counter()
             value, terms = self.objective.evaluate(x, targets, plan.tile, gradient_scale)
-            if self.work_done > 0 or self.deadline is not None:  # --time probed already
-                self.evaluating += time.perf_counter() - began
-                self.rated_work += self.work[index]
+            schedule.evaluated(index, time.perf_counter() - began)
             if step == 1 or value < self.best_loss:
                 self.best_loss, self.best_terms = value, dict(terms)
                 self.best = x.detach().clone()
-            self.work_done += self.work[index]
             if self.callback is not None:
-                self.callback(self._progress(index, size, step, steps, value, terms, x))
+                self.callback(self._progress(index, size, step, value, terms, x))
             return torch.tensor(value * gradient_scale)
 
         if lbfgs:
@@ -354,7 +293,7 @@ class Run:
                 # float noise makes likely late in a long run. With --time, and time left,
                 # it starts afresh (a new curvature history) until a fresh start, too,
                 # stalls at once.
-                while self.scale_deadline is not None and step < limit:
+                while schedule.scale_deadline is not None and step < limit:
                     before = step
                     optimiser.state.clear()
                     optimiser.step(closure)  # type: ignore[no-untyped-call]
@@ -376,33 +315,24 @@ class Run:
         index: int,
         size: tuple[int, int],
         step: int,
-        steps: int,
         loss: float,
         terms: dict[str, float],
         x: Tensor,
     ) -> Progress:
-        elapsed = time.perf_counter() - self.start
-        remaining = self.work_total - self.work_done
-        # From the evaluations' own rate: the set-up before them (loading, style targets,
-        # the first evaluation's one-time costs) says nothing about what is left.
-        eta = None
-        if (step > 2 or index > 0) and self.rated_work > 0:
-            eta = self.evaluating / self.rated_work * remaining
-        if self.deadline is not None:  # the clock, not the steps, ends a timed run
-            eta = max(0.0, self.deadline - time.perf_counter())
+        schedule = self.schedule
         snapshot = x.detach().clone()  # a record of this step, not a view of the next
         return Progress(
             scale=index + 1,
             scales=len(self.sizes),
             size=size,
             step=step,
-            steps=steps,
-            done_steps=sum(self.steps[:index]) + step,
-            total_steps=sum(self.steps),
+            steps=schedule.steps[index],
+            done_steps=schedule.done_steps(index, step),
+            total_steps=sum(schedule.steps),
             loss=loss,
             losses=dict(terms),
-            elapsed=elapsed,
-            eta=eta,
+            elapsed=time.perf_counter() - schedule.start,
+            eta=schedule.eta(index, step),
             render=lambda: self._render(snapshot),
         )
 
@@ -421,7 +351,7 @@ class Run:
             loss=self.best_loss,
             losses=dict(self.best_terms),
             scales=tuple(self.reports),
-            seconds=time.perf_counter() - self.start,
+            seconds=time.perf_counter() - self.schedule.start,
             device=str(self.device),
             options=self.opts,
             interrupted=interrupted,

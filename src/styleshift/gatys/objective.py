@@ -12,13 +12,21 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .. import color
-from ..image import long_side_for, resize_long_side, to_tensor
-from ..losses import ContentLoss, RangeLoss, StyleLoss, TVLoss, gram_matrix, mix_grams, relative_mse
-from ..options import OptimisationOptions, normalised
-from ..regions import SUPPORT, Regions
-from ..results import ExtraTerm
-from ..vgg import VGGFeatures, stride
+from ..core import color
+from ..core.losses import (
+    ContentLoss,
+    RangeLoss,
+    StyleLoss,
+    TVLoss,
+    gram_matrix,
+    mix_grams,
+    relative_mse,
+)
+from ..core.options import OptimisationOptions, normalised
+from ..core.regions import SUPPORT, Regions
+from ..core.results import ExtraTerm
+from ..core.vgg import VGGFeatures, stride
+from ..io.image import long_side_for, resize_long_side, to_tensor
 from . import tiles
 
 # The median style loss of a photo against a painting over bench/faithful.py's 72 pairs

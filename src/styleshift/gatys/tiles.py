@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import memory
-from ..errors import OptionError
-from ..vgg import VGGFeatures, stride
+from ..core import memory
+from ..core.errors import OptionError
+from ..core.vgg import VGGFeatures, stride
 
 ALIGN = 16
 MARGIN = 64  # context on each side of a tile's interior, in pixels (a multiple of ALIGN)

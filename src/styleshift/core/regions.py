@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageFilter
 from torch import Tensor
 
+from ..io.image import as_image
 from .errors import InputError, OptionError, choice_hint
-from .image import as_image
 
 AUTO = ("auto:subject", "auto:background")
 # The feather's Gaussian, as a share of the picture's long side: 2.6 px at 512 px, so a

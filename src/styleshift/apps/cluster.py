@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
+from ..core.errors import StyleshiftError
+from ..transfer import StyleTransfer
 from .batch_worker import Outcome, Payload, work
-from .errors import StyleshiftError
-from .transfer import StyleTransfer
 
 
 class _Actor:

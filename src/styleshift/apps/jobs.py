@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from .errors import StyleshiftError, one_line
-from .options import FEEDFORWARD, Options, instant_options, method_of
-from .results import Progress, Result, clock
-from .transfer import StyleTransfer
+from ..core.errors import StyleshiftError, one_line
+from ..core.options import FEEDFORWARD, Options, instant_options, method_of
+from ..core.results import Progress, Result, clock
+from ..transfer import StyleTransfer
 
 
 class Cancelled(Exception):

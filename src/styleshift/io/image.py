@@ -1,8 +1,8 @@
 """Reading, converting, resizing and saving images.
 
 Everything a user can get wrong here (a missing, corrupt or huge input; an output path
-that cannot be written) raises :class:`~styleshift.errors.InputError` or
-:class:`~styleshift.errors.OutputError` with a one-line message naming the file.
+that cannot be written) raises :class:`~styleshift.core.errors.InputError` or
+:class:`~styleshift.core.errors.OutputError` with a one-line message naming the file.
 
 Loaded images are always mode ``"RGB"`` or ``"RGBA"``. A fully opaque alpha channel is
 dropped (the image comes back as ``"RGB"``), so ``"RGBA"`` always means some pixel is
@@ -25,7 +25,7 @@ import numpy.typing as npt
 import torch
 from PIL import Image, ImageCms, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
-from .errors import InputError, OutputError, one_line
+from ..core.errors import InputError, OutputError, one_line
 from .files import atomic_path, exists_error, quoted
 
 __all__ = [

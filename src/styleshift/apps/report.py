@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..io.files import write_text
 from .compare import Comparison, Run
-from .files import write_text
 
 # (heading, value, better): better is +1 where higher is better, -1 where lower is.
 Column = tuple[str, Callable[[Run], float | None], int]

@@ -30,17 +30,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import __version__, color
-from .device import resolve_device
-from .errors import InputError, OptionError, OutputError
-from .files import TEMP_PREFIX, remove_own, write_json
-from .flow import FramePair, pair
-from .image import ImageLike, as_image, as_list, save_image, scaled_size
-from .options import Options, resolve_options
-from .regions import check_masks, open_regions
-from .results import Progress, Result
-from .transfer import StyleTransfer
-from .videoio import (
+from ..core import color
+from ..core.device import resolve_device
+from ..core.errors import InputError, OptionError, OutputError
+from ..core.flow import FramePair, pair
+from ..core.options import Options, resolve_options
+from ..core.regions import check_masks, open_regions
+from ..core.results import Progress, Result
+from ..core.version import __version__
+from ..io.files import TEMP_PREFIX, remove_own, write_json
+from ..io.image import ImageLike, as_image, as_list, save_image, scaled_size
+from ..io.videoio import (
     FRAME_NAME,
     VideoInfo,
     check_video_output,
@@ -50,6 +50,7 @@ from .videoio import (
     read_frames,
     write_output,
 )
+from ..transfer import StyleTransfer
 
 __all__ = [
     "FrameResult",

@@ -26,15 +26,15 @@ from typing import Any, Literal, Protocol
 
 from PIL import Image
 
+from ..core.errors import InputError, StyleshiftError, one_line
+from ..core.options import Options
+from ..core.regions import AUTO
+from ..core.settings_text import from_values
+from ..io.files import inside, provenance, write_bytes, write_error
+from ..io.image import OUTPUT_FORMATS, save_image
+from ..io.media import Kind, kind_of
+from ..transfer import StyleTransfer
 from .batch_worker import Outcome, Payload, init_worker, work, work_in_process
-from .errors import InputError, StyleshiftError, one_line
-from .files import inside, provenance, write_bytes, write_error
-from .image import OUTPUT_FORMATS, save_image
-from .media import Kind, kind_of
-from .options import Options
-from .regions import AUTO
-from .settings_text import from_values
-from .transfer import StyleTransfer
 
 MANIFEST_SUFFIXES = frozenset({".csv", ".jsonl"})
 RESULTS = "batch-results.jsonl"

@@ -24,7 +24,7 @@ import av.error
 import numpy as np
 from PIL import Image
 
-from .errors import InputError, OutputError, one_line
+from ..core.errors import InputError, OutputError, one_line
 from .files import TEMP_PREFIX, atomic_path, fsync_dir, remove_own, write_error
 from .image import INPUT_FORMATS, as_image
 from .media import IMAGE_SUFFIXES

@@ -21,7 +21,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputError, one_line
+from ..core.errors import OutputError, one_line
+from ..core.version import __version__
 
 # Filesystems without hard links (FAT, some network and FUSE mounts) fail os.link with
 # one of these; the no-clobber publish then falls back to check-and-replace.
@@ -215,7 +216,6 @@ def inside(folder: Path, relative: str | os.PathLike[str]) -> Path:
 
 def provenance(content: str, styles: Sequence[str], options: Mapping[str, Any]) -> dict[str, str]:
     """The PNG text metadata that says how a picture was made (every writer of one)."""
-    from . import __version__  # late: the package's __init__ imports this module's users
 
     facts = {"version": __version__, "content": content, "styles": list(styles),
              "options": dict(options)}  # fmt: skip

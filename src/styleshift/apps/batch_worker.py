@@ -16,11 +16,11 @@ from typing import Any
 
 import torch
 
-from .errors import StyleshiftError, one_line
-from .media import Kind
-from .options import Options
-from .regions import AUTO
-from .transfer import StyleTransfer
+from ..core.errors import StyleshiftError, one_line
+from ..core.options import Options
+from ..core.regions import AUTO
+from ..io.media import Kind
+from ..transfer import StyleTransfer
 
 
 @dataclass(frozen=True)

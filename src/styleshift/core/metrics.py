@@ -42,8 +42,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageFilter
 from torch import Tensor
 
+from ..io.image import resize_long_side, to_tensor
 from .errors import StyleshiftError
-from .image import resize_long_side, to_tensor
 from .losses import gram_matrix, relative_mse
 from .vgg import VGGFeatures, stride
 

@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from PIL import Image
 from torch import Tensor
 
-from . import color
-from .image import (
+from ..io.image import (
     ImageLike,
     as_image,
     long_side_for,
@@ -19,6 +18,7 @@ from .image import (
     to_image,
     to_tensor,
 )
+from . import color
 
 
 def open_inputs(

@@ -16,10 +16,8 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-from .errors import InputError
-from .image import ImageLike, as_image
-from .media import kind_of
-from .metrics import (
+from ..core.errors import InputError
+from ..core.metrics import (
     MIN_SIDE,
     ContentScores,
     Scorer,
@@ -28,7 +26,9 @@ from .metrics import (
     fit_photo,
     kept_psnr,
 )
-from .regions import FEATHER, open_regions
+from ..core.regions import FEATHER, open_regions
+from ..io.image import ImageLike, as_image
+from ..io.media import kind_of
 
 # Extensions read as videos; a folder is a sequence of frames (as `styleshift video`).
 
@@ -173,7 +173,8 @@ def evaluate_video(
     The flow is taken from the content frames, as the video benchmark does; frame i of the
     output is paired with frame i of the content. `on_frame(done, total)` reports progress.
     """
-    from . import flow, videoio  # PyAV and OpenCV: the [video] extra, loaded when needed
+    from ..core import flow  # PyAV and OpenCV: the [video] extra, loaded when needed
+    from ..io import videoio  # PyAV and OpenCV: the [video] extra, loaded when needed
 
     out_info, in_info = videoio.probe(output), videoio.probe(content)
     frames = min(out_info.frames, in_info.frames)

@@ -34,12 +34,8 @@ from typing import Any
 import gradio as gr
 from PIL import Image
 
-from .errors import InputError, OptionError, StyleshiftError
-from .files import provenance, write_text
-from .image import INPUT_FORMATS, load_image, save_image, split_alpha
-from .jobs import Job, Update, follow
-from .media import kind_of
-from .options import (
+from ..core.errors import InputError, OptionError, StyleshiftError
+from ..core.options import (
     FEEDFORWARD,
     FIELD_METHODS,
     INIT_STARTS,
@@ -48,9 +44,13 @@ from .options import (
     resolve_options,
     without_foreign,
 )
-from .results import Result
-from .settings_text import check_names, field_type, parse_value
-from .transfer import StyleTransfer
+from ..core.results import Result
+from ..core.settings_text import check_names, field_type, parse_value
+from ..io.files import provenance, write_text
+from ..io.image import INPUT_FORMATS, load_image, save_image, split_alpha
+from ..io.media import kind_of
+from ..transfer import StyleTransfer
+from .jobs import Job, Update, follow
 
 MAIN_ROWS = (
     ("preset", "preserve_color", "time"),

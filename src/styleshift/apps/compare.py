@@ -21,17 +21,17 @@ from typing import Any
 
 import torch
 
-from . import __version__
-from .device import fast_bfloat16_unit
-from .errors import OptionError, OutputError, choice_hint
+from ..core.device import fast_bfloat16_unit
+from ..core.errors import OptionError, OutputError, choice_hint
+from ..core.memory import PeakMemory
+from ..core.metrics import Scorer
+from ..core.options import FIELD_METHODS, Options, Preset, method_of, without_foreign
+from ..core.results import Progress
+from ..core.settings_text import field_type, format_value, parse_value
+from ..core.version import __version__
+from ..io.image import load_image, save_image, split_alpha
+from ..transfer import StyleTransfer
 from .evaluate import Evaluation, evaluate_image
-from .image import load_image, save_image, split_alpha
-from .memory import PeakMemory
-from .metrics import Scorer
-from .options import FIELD_METHODS, Options, Preset, method_of, without_foreign
-from .results import Progress
-from .settings_text import field_type, format_value, parse_value
-from .transfer import StyleTransfer
 
 
 @dataclass(frozen=True)
