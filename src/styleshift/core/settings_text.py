@@ -9,6 +9,7 @@ one refuses a bad value or a misspelt name with the same message.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,9 +24,16 @@ _FALSE = ("false", "no", "off", "0")
 _WHAT = {int: "whole numbers", float: "numbers", str: "names"}
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    # Evaluating a class's annotations costs about a millisecond, and the parser asks for
+    # every field of Options in four commands: once per class keeps `--help` instant.
+    return typing.get_type_hints(cls)
+
+
 def field_type(cls: type, name: str) -> Any:
     """The type of a field, without the `| None` of a field whose default is decided later."""
-    kind = typing.get_type_hints(cls)[name]
+    kind = _hints(cls)[name]
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         rest = [a for a in typing.get_args(kind) if a is not type(None)]
         if len(rest) == 1:
