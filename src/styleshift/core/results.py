@@ -40,6 +40,12 @@ class Progress:
 ProgressFn = Callable[[Progress], None]
 
 
+def time_left(seconds: float, done: float, left: float) -> float | None:
+    """Seconds for `left` more of the work of which `done` took `seconds`: every progress
+    display estimates at the rate measured so far. None before any was measured."""
+    return seconds / done * left if done > 0 else None
+
+
 def clock(seconds: float) -> str:
     """Seconds as m:ss, the way progress displays show an ETA."""
     minutes, secs = divmod(round(seconds), 60)

@@ -16,7 +16,6 @@ import http.client
 import importlib.util
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -39,7 +38,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .errors import WeightsError, one_line
+from ..io.files import atomic_path
+from .errors import OutputError, WeightsError, one_line
 
 if TYPE_CHECKING:
     # Only for annotations: importing torch costs seconds that `weights info` need not pay.
@@ -193,32 +193,15 @@ def _mkdir(path: Path) -> None:
 
 @contextlib.contextmanager
 def _atomic_output(dest: Path) -> Iterator[tuple[IO[bytes], Path]]:
-    """Yield a temp file next to `dest`; it replaces `dest` only if the block succeeds."""
+    """Yield a temp file next to `dest` (styleshift's one atomic write); it replaces
+    `dest` only if the block succeeds, and whatever goes wrong, even Ctrl-C, no partial
+    file survives."""
     _mkdir(dest.parent)
-    while True:
-        tmp = dest.parent / f".{dest.name}.{secrets.token_hex(6)}.part"
-        try:
-            # Not mkstemp: its 0600 mode would make a shared cache unreadable to others;
-            # 0o666 lets the umask decide, like any ordinary file.
-            fd = os.open(
-                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
-            )
-            break
-        except FileExistsError:
-            continue
-        except OSError as e:
-            raise WeightsError(
-                f"cannot write in {dest.parent}: {e.strerror or e}; "
-                "set STYLESHIFT_HOME to a writable directory"
-            ) from None
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(dest, overwrite=True) as tmp, open(tmp, "w+b") as f:
             yield f, tmp
-        os.replace(tmp, dest)
-    finally:
-        # Whatever went wrong (even Ctrl-C), no partial file survives.
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    except OutputError as e:
+        raise WeightsError(f"{e}; or set STYLESHIFT_HOME to a writable directory") from None
 
 
 def _write_sidecar(source: str, origin: str) -> None:

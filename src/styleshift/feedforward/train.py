@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from ..core.device import Device, Precision, resolve_device, resolve_precision
 from ..core.errors import InputError, OptionError
 from ..core.losses import relative_mse
+from ..core.results import time_left
 from ..core.vgg import LAYERS, Level, Pooling, VGGFeatures, check_level, stride
 from ..core.weights import ensure_weights, load_state_dict
 from ..io.files import atomic_path
@@ -537,7 +538,8 @@ class _Trainer:
                             style=record.get("style"),
                             images_per_second=rate,
                             elapsed=self.seconds(),
-                            eta=spent / done * (s.steps - self.step) if done >= 2 else None,
+                            # From the second step on: the first pays for set-up.
+                            eta=time_left(spent, done, s.steps - self.step) if done >= 2 else None,
                             psnr=self.psnr,
                             checkpoint=saving,
                         )

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 
 from ..core.errors import OptionError
+from ..core.results import time_left
 
 SCALE_RATIO = math.sqrt(2.0)
 TIME_USE = 0.95  # the share of --time the optimisation may use; the rest renders and saves
@@ -118,6 +119,6 @@ class Schedule:
         left. None until there is a rate to go by."""
         if self.deadline is not None:
             return max(0.0, self.deadline - time.perf_counter())
-        if (step > 2 or index > 0) and self.rated_work > 0:
-            return self.evaluating / self.rated_work * (self.work_total - self.work_done)
+        if step > 2 or index > 0:
+            return time_left(self.evaluating, self.rated_work, self.work_total - self.work_done)
         return None
