@@ -107,6 +107,7 @@ def test_the_report_shows_every_picture_and_plot_in_a_browser(
     page_file = report / "index.html"
     text = page_file.read_text()
     assert "styleshift compare" in text and "--sweep style_weight=1,3" in text
+    assert "in mask" not in text  # the mask's columns only where a run had one
     requests: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(**chromium)
@@ -131,3 +132,23 @@ def test_the_report_shows_every_picture_and_plot_in_a_browser(
     options = text.split("<summary>Options of every run</summary><pre>")[1].split("</pre>")[0]
     recorded = json.loads(html.unescape(options))
     assert recorded["fast style_weight=3.0 · picabia_udnie.jpg"]["style_weight"] == 3.0
+
+
+def test_a_run_with_a_mask_is_scored_inside_and_outside_it(
+    images: Path, weights_file: Path, tmp_path: Path
+) -> None:
+    photo = images / "content" / "kodim23_parrots.png"
+    painting = images / "style" / "picabia_udnie.jpg"
+    mask = tmp_path / "left.png"
+    left = Image.new("L", (96, 64), 0)
+    left.paste(255, (0, 0, 48, 64))  # paint the left half
+    left.save(mask)
+    report = tmp_path / "report"
+    code = main(["compare", str(photo), str(painting), "-o", str(report), "-q",
+                 "--presets", "instant", "--size", "96", "--mask", str(mask)])  # fmt: skip
+    assert code == 0
+    (run,) = json.loads((report / "results.json").read_text())["runs"]
+    assert run["evaluation"]["kept_psnr"] > 30  # instant keeps the photo outside exactly
+    assert run["evaluation"]["styles"][0]["region_distance"] > 0
+    text = (report / "index.html").read_text()
+    assert "Gram distance in mask" in text and "PSNR outside mask" in text

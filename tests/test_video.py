@@ -564,6 +564,36 @@ def test_a_still_mask_keeps_its_part_of_every_frame(tmp_path, sintel, style, eng
         assert kept < 2 and painted > 10 * kept + 5, (kept, painted)
 
 
+def test_a_folder_of_masks_gives_each_frame_its_own(tmp_path, sintel, style, engine):
+    """Frame by frame the painted half moves from the left to the right, starting where
+    --start puts the section; a folder with too few masks is refused before any work."""
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for number in range(1, 6):
+        mask = Image.new("L", (64, 32), 0)
+        mask.paste(255, (0, 0, 32, 32) if number % 2 else (32, 0, 64, 32))
+        mask.save(masks / f"mask_{number:04d}.png")
+    out = tmp_path / "frames"
+    opts = Options(preset="instant", size=96, device="cpu", precision="float32",
+                   mask=(str(masks),))  # fmt: skip
+    section = {"start": 1 / 24, "duration": 3 / 24}  # frames 2, 3 and 4
+    report = stylize_video(sintel, [style], out, opts, engine=engine, **section)
+    assert report.frames == 3
+    frames = [np.asarray(Image.open(f).convert("RGB"), np.float64) for f in sorted(out.iterdir())]
+    contents = [np.asarray(c.resize(frames[0].shape[1::-1], Image.Resampling.LANCZOS), np.float64)
+                for c in read_frames(probe(sintel, **section))]  # fmt: skip
+    w = frames[0].shape[1]
+    for number, (frame, content) in enumerate(zip(frames, contents, strict=True), start=2):
+        left = np.abs(frame[:, : w // 2 - 6] - content[:, : w // 2 - 6]).mean()
+        right = np.abs(frame[:, w // 2 + 6 :] - content[:, w // 2 + 6 :]).mean()
+        painted, kept = (left, right) if number % 2 else (right, left)
+        assert kept < 2 and painted > 10 * kept + 5, (number, kept, painted)
+    (masks / "mask_0005.png").unlink()
+    with pytest.raises(InputError, match="holds 4 numbered masks; frames 2 to 5 need one"):
+        stylize_video(sintel, [style], tmp_path / "more", opts, engine=_no_engine,
+                      start=1 / 24, duration=4 / 24)  # fmt: skip
+
+
 @pytest.mark.parametrize("suffix", [".m4v", ".mov"])
 def test_the_other_containers_the_readme_lists_play(tmp_path, clip, style, engine, suffix):
     out = tmp_path / f"out{suffix}"

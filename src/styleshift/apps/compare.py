@@ -213,7 +213,8 @@ def _run(
         label=configuration.label,
         painting=Path(painting).name,
         image=rel,
-        evaluation=evaluate_image(scorer, rgb, content, [style]),
+        # A run with a mask is also scored inside it (its painting) and outside (the photo).
+        evaluation=evaluate_image(scorer, rgb, content, [style], configuration.options.mask or ()),
         seconds=done.seconds,
         peak_bytes=peak.bytes,
         device=done.device,

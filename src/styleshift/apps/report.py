@@ -28,7 +28,16 @@ COLUMNS: list[Column] = [
     ("Gram reduction", lambda r: r.evaluation.styles[0].scores.reduction, +1),
     ("mean/std distance", lambda r: r.evaluation.styles[0].scores.statistics_distance, -1),
     ("colour distance", lambda r: r.evaluation.styles[0].scores.colour_distance, -1),
+    # Runs with --mask: the painting inside the region, the photo outside it.
+    ("Gram distance in mask", lambda r: r.evaluation.styles[0].region_distance, -1),
+    ("PSNR outside mask", lambda r: r.evaluation.kept_psnr, +1),
 ]
+
+
+def _columns(runs: Sequence[Run]) -> list[Column]:
+    """The columns some run has a value for (the mask's only when a run had a mask)."""
+    return [c for c in COLUMNS if any(c[1](r) is not None for r in runs)]
+
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -99,6 +108,8 @@ def _tradeoff_plot(runs: Sequence[Run], path: Path) -> None:
 
 
 def _cell(value: float | None) -> str:
+    if value == math.inf:
+        return "∞"  # a PSNR where nothing changed
     if value is None or not math.isfinite(value):
         return "–"
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
@@ -110,8 +121,8 @@ def _best(runs: Sequence[Run]) -> dict[tuple[str, str], float]:
     best: dict[tuple[str, str], float] = {}
     for painting in {r.painting for r in runs}:
         group = [r for r in runs if r.painting == painting]
-        for heading, get, better in COLUMNS:
-            values = [v for v in (get(r) for r in group) if v is not None and math.isfinite(v)]
+        for heading, get, better in _columns(runs):
+            values = [v for v in (get(r) for r in group) if v is not None and not math.isnan(v)]
             if len(values) > 1:
                 best[painting, heading] = max(values) if better > 0 else min(values)
     return best
@@ -119,11 +130,12 @@ def _best(runs: Sequence[Run]) -> dict[tuple[str, str], float]:
 
 def _table(runs: Sequence[Run]) -> str:
     best = _best(runs)
-    head = "".join(f"<th>{html.escape(h)}</th>" for h, _, _ in COLUMNS)
+    columns = _columns(runs)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h, _, _ in columns)
     rows = []
     for r in sorted(runs, key=lambda r: r.painting):
         cells = []
-        for heading, get, _ in COLUMNS:
+        for heading, get, _ in columns:
             value = get(r)
             top = value is not None and value == best.get((r.painting, heading))
             mark = ' class="best"' if top else ""

@@ -46,6 +46,7 @@ from ..io.videoio import (
     check_video_output,
     even_size,
     frame_name,
+    numbered_frames,
     probe,
     read_frames,
     write_output,
@@ -110,11 +111,21 @@ class VideoStylizer:
         styles: ImageLike | Sequence[ImageLike],
         options: Options | None = None,
         settings: VideoSettings | None = None,
+        first_frame: int = 0,
     ) -> None:
+        """`first_frame` is the number (0-based) of the first frame in its whole video or
+        folder: a folder of per-frame masks is read from there on."""
         self.engine = engine
         self.styles = [as_image(s, what="style image") for s in as_list(styles)]
         self.options = resolve_options(options or Options(), engine.device, len(self.styles))
         check_options(self.options)
+        # A mask given as a folder holds one mask per frame of the whole input.
+        self._mask_frames = {
+            i: numbered_frames(Path(spec))
+            for i, spec in enumerate(self.options.mask or ())
+            if isinstance(spec, (str, os.PathLike)) and Path(spec).is_dir()
+        }
+        self._first_frame = first_frame
         self.settings = settings or VideoSettings()
         check_settings(self.settings)
         self.later_options = (
@@ -161,13 +172,15 @@ class VideoStylizer:
         on_step = None if callback is None else self._reporter(callback, index, total)
         current = np.asarray(frame)
         link: FramePair | None = None
+        masks = self._masks_at(index)
         if self._previous is None:
-            opts = replace(self.options, size=max(frame.size))  # evened, maybe by a pixel
+            # The size evened, maybe by a pixel.
+            opts = replace(self.options, size=max(frame.size), mask=masks)
             result = self.engine.run(frame, self.styles, opts, callback=on_step)
         else:
             link = pair(self._previous[0], current)
             later = self._later_instant if self.options.feedforward else self._later
-            result = later(frame, link, on_step)
+            result = later(frame, link, on_step, masks)
         self.count = index
         self._previous = (current, np.asarray(result.image.convert("RGB")))
         evaluations = sum(s.iterations for s in result.scales)
@@ -185,6 +198,15 @@ class VideoStylizer:
             notes=result.notes,
         )
 
+    def _masks_at(self, index: int) -> tuple[Any, ...] | None:
+        """The masks of frame `index` (1-based): a per-frame folder's file for it."""
+        if not self.options.mask:
+            return self.options.mask
+        return tuple(
+            self._mask_frames[i][self._first_frame + index - 1] if i in self._mask_frames else m
+            for i, m in enumerate(self.options.mask)
+        )
+
     def prepare(self, image: Image.Image) -> Image.Image:
         """A frame as it is stylised: RGB, at the output size with even sides."""
         image = image.convert("RGB")
@@ -192,7 +214,11 @@ class VideoStylizer:
         return image if image.size == size else image.resize(size, Image.Resampling.LANCZOS)
 
     def _later(
-        self, frame: Image.Image, link: FramePair, on_step: Callable[[Progress], None] | None
+        self,
+        frame: Image.Image,
+        link: FramePair,
+        on_step: Callable[[Progress], None] | None,
+        masks: tuple[Any, ...] | None,
     ) -> Result:
         assert self._previous is not None
         device = self.engine.device
@@ -202,30 +228,34 @@ class VideoStylizer:
         if self.options.preserve_color == "luminance":
             # The engine optimises luminance alone in this mode; compare like with like.
             target = color.luminance(start)
-        mask = torch.from_numpy(link.mask)[None, None].to(device)
+        consistent = torch.from_numpy(link.mask)[None, None].to(device)
         weight = self.settings.temporal_weight
 
         def temporal(image: torch.Tensor) -> torch.Tensor:
-            return weight * torch.mean(mask * (image - target) ** 2)
+            return weight * torch.mean(consistent * (image - target) ** 2)
 
         return self.engine.run(
             frame,
             self.styles,
-            replace(self.later_options, size=max(frame.size)),
+            replace(self.later_options, size=max(frame.size), mask=masks),
             callback=on_step,
             init=start,
             terms={"temporal": temporal},
         )
 
     def _later_instant(
-        self, frame: Image.Image, link: FramePair, on_step: Callable[[Progress], None] | None
+        self,
+        frame: Image.Image,
+        link: FramePair,
+        on_step: Callable[[Progress], None] | None,
+        masks: tuple[Any, ...] | None,
     ) -> Result:
         assert self._previous is not None
         opts = replace(self.options, size=max(frame.size))
         regions = None
-        if self.options.mask:
+        if masks:
             # Opened once for the engine and the blend: an automatic mask is found once.
-            regions = open_regions(self.options.mask, frame, len(self.styles))
+            regions = open_regions(masks, frame, len(self.styles))
             by_style: dict[int, Any] = {i: r.mask for r in regions.regions for i in r.styles}
             opts = replace(opts, mask=tuple(by_style[i] for i in range(len(self.styles))))
         result = self.engine.run(frame, self.styles, opts, callback=on_step)
@@ -277,6 +307,26 @@ def check_options(options: Options) -> None:
             "--time sets the time of one picture; a video's pace is set by "
             "--later-iterations (or --preset instant); leave --time out"
         )
+
+
+def _check_masks(masks: Sequence[Any], info: VideoInfo) -> None:
+    """Refuse a bad mask before any work: a folder of per-frame masks must hold one
+    (numbered, as frames are) for every frame of the section."""
+    still = []
+    for spec in masks:
+        if not (isinstance(spec, (str, os.PathLike)) and Path(spec).is_dir()):
+            still.append(spec)
+            continue
+        found = numbered_frames(Path(spec))
+        last = info.first + info.frames
+        if len(found) < last:
+            raise InputError(
+                f"mask folder '{spec}' holds {len(found)} numbered masks; frames "
+                f"{info.first + 1} to {last} need one each (named like the frames, "
+                "mask_0001.png and on)"
+            )
+        still.append(found[info.first])
+    check_masks(still)
 
 
 def check_settings(settings: VideoSettings) -> None:
@@ -453,7 +503,7 @@ def stylize_video(
         as_image(s, what="style image")
     options = options or Options()
     resolved = resolve_options(options, resolve_device(options.device), len(style_paths))
-    check_masks(resolved.mask or ())
+    _check_masks(resolved.mask or (), info)
     work = Path(work_dir) if work_dir is not None else default_work_dir(out)
     manifest = _manifest(info, style_paths, resolved, settings)
     done = _prepare_work_dir(work, manifest, resume=resume, restart=overwrite, frames=info.frames)
@@ -461,10 +511,12 @@ def stylize_video(
         engine = StyleTransfer(device=options.device)
     elif not isinstance(engine, StyleTransfer):
         engine = engine()
-    stylizer = VideoStylizer(engine, [str(s) for s in style_paths], resolved, settings)
+    stylizer = VideoStylizer(
+        engine, [str(s) for s in style_paths], resolved, settings, first_frame=info.first
+    )
     size = stylizer.frame_size(info.size)
     notes: list[str] = []
-    if size != scaled_size(info.size, stylizer.options.size or max(size)):
+    if size != scaled_size(info.size, stylizer.options.size):
         notes.append(f"frame size rounded to even sides: {size[0]}x{size[1]}")
     first_seconds: float | None = None
     later: list[float] = []

@@ -184,7 +184,8 @@ class Options:
         "mask images, one per style, comma-separated: each style paints where its mask is "
         "white, and the photo stays where every mask is black (grey between; the border is "
         "feathered); give two styles the same mask to blend them there; auto:subject or "
-        "auto:background finds the photo's subject (GrabCut) instead of a drawn mask "
+        "auto:background finds the photo's subject (GrabCut) instead of a drawn mask; for "
+        "a video, a folder of numbered masks gives each frame its own "
         "(default: the whole picture)",
         COMMON,
     )

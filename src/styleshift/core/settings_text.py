@@ -74,7 +74,7 @@ def check_names(cls: type, names: Iterable[str]) -> None:
             raise OptionError(f"unknown option '{name}'; {choice_hint(name, known, 'see --help')}")
 
 
-def converter(cls: type, name: str, separator: str = ",") -> Callable[[Any], Any]:
+def converter(cls: type, name: str) -> Callable[[Any], Any]:
     """The function that turns one value of field `name` (text, or a JSON or form value)
     into its type; it raises ValueError with a message that does not name the field."""
     kind = field_type(cls, name)
@@ -82,13 +82,13 @@ def converter(cls: type, name: str, separator: str = ",") -> Callable[[Any], Any
         item = typing.get_args(kind)[0]
 
         def convert_list(value: Any) -> tuple[Any, ...]:
-            parts = value if isinstance(value, (list, tuple)) else str(value).split(separator)
+            parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
             try:
                 return tuple(_scalar(item, p) for p in parts if str(p).strip())
             except ValueError:
                 raise ValueError(
                     f"'{value}' is not a valid value; give a list of {_WHAT.get(item, 'values')}"
-                    f" separated by '{separator}'"
+                    " separated by ','"
                 ) from None
 
         return convert_list
@@ -99,12 +99,12 @@ def converter(cls: type, name: str, separator: str = ",") -> Callable[[Any], Any
     return convert
 
 
-def parse_value(cls: type, name: str, value: Any, separator: str = ",") -> Any:
+def parse_value(cls: type, name: str, value: Any) -> Any:
     """Field `name` from text or a loose value; blank or None means the field's default."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return _default(cls, name)
     try:
-        return converter(cls, name, separator)(value)
+        return converter(cls, name)(value)
     except ValueError as e:
         raise OptionError(f"{name}: {e}") from None
 

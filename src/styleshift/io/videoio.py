@@ -128,17 +128,22 @@ def _section(
     return first, max(1, count)
 
 
+def numbered_frames(folder: Path) -> list[Path]:
+    """The pictures of `folder` whose names end in a number, in the numbers' order."""
+    files = [f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
+    numbered = [f for f in files if _NUMBER.search(f.stem)]
+    return sorted(numbered, key=lambda f: (int(_NUMBER.findall(f.stem)[-1]), f.name))
+
+
 def _probe_frames(
     folder: Path, start: float, duration: float | None, rate: Fraction | None
 ) -> VideoInfo:
-    files = [f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
-    numbered = [f for f in files if _NUMBER.search(f.stem)]
+    numbered = numbered_frames(folder)
     if not numbered:
         raise InputError(
             f"folder {_q(folder)} holds no numbered frames (such as frame_0001.png); "
             f"give a video file or a folder of {', '.join(INPUT_FORMATS)} frames"
         )
-    numbered.sort(key=lambda f: (int(_NUMBER.findall(f.stem)[-1]), f.name))
     first_image = as_image(numbered[0], what="frame")
     rate = rate or DEFAULT_FPS
     first, count = _section(len(numbered), rate, start, duration, folder)
