@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -202,6 +203,51 @@ def test_a_region_paints_part_of_the_photo_and_an_uploaded_mask_keeps_its_name(
     assert auto._options.mask == ("auto:subject",)
     # The form has no mask field: a path typed by a client never becomes a mask.
     assert "mask" in web.PAGE_OPTIONS
+
+
+def test_a_region_painted_on_the_photo_paints_there_and_keeps_the_rest(
+    stylist: web.Stylist, photo: dict[str, str], painting: dict[str, str], uploads: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The drawing editor hands over its layers as files; what the brush touched paints."""
+    instant = {"preset": "instant", "size": 64, "precision": "float32"}
+    drawn = "where I paint on the photo"
+    strokes = Image.new("RGBA", (128, 96), (0, 0, 0, 0))
+    strokes.paste((255, 255, 255, 255), (0, 0, 64, 96))  # the left half painted
+    strokes.save(tmp_path / "layer.png")
+    Image.new("RGBA", (128, 96), (0, 0, 0, 0)).save(tmp_path / "empty.png")
+    layer = _upload(uploads, tmp_path / "layer.png")["path"]
+    empty = _upload(uploads, tmp_path / "empty.png")["path"]
+    with pytest.raises(InputError, match="nothing is painted on the photo"):
+        stylist.job(photo, [(painting, 1.0)], instant, drawn, {"layers": [empty]})
+    with pytest.raises(InputError, match="nothing is painted on the photo"):
+        stylist.job(photo, [(painting, 1.0)], instant, drawn, None)
+    with pytest.raises(InputError, match="was not uploaded through this page"):
+        stylist.job(
+            photo, [(painting, 1.0)], instant, drawn, {"layers": [str(tmp_path / "layer.png")]}
+        )
+    job = stylist.job(photo, [(painting, 1.0)], instant, drawn, {"layers": [empty, layer]})
+
+    async def watch() -> None:
+        async for _ in follow(job, poll=0.01):
+            pass
+
+    asyncio.run(watch())
+    assert job.result is not None
+    out = np.asarray(job.result.image.convert("RGB"), np.float64)
+    own = np.asarray(
+        Image.open(photo["path"])
+        .convert("RGB")
+        .resize(job.result.image.size, Image.Resampling.LANCZOS),
+        np.float64,
+    )
+    w = out.shape[1]
+    kept = np.abs(out[:, w // 2 + 6 :] - own[:, w // 2 + 6 :]).mean()
+    painted = np.abs(out[:, : w // 2 - 6] - own[:, : w // 2 - 6]).mean()
+    assert kept < 2 and painted > 10 * kept + 5, (kept, painted)
+    done = stylist.save(job.result, photo, [painting], web.DRAWN_NAME)
+    settings = json.loads(done.options.read_text())["options"]
+    assert settings["mask"] == ["painted on the page"]
 
 
 def test_missing_images_are_asked_for(

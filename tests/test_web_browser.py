@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -119,6 +120,59 @@ def test_instant_in_the_browser(chromium: dict[str, Any], server: str, images: P
         page.locator("#status").get_by_text(re.compile("done in")).wait_for(timeout=60_000)
         page.locator("#preview img").wait_for(timeout=10_000)
         browser.close()
+
+
+def test_paint_where_the_styles_go_in_the_browser(
+    chromium: dict[str, Any], server: str, images: Path, tmp_path: Path
+) -> None:
+    """The photo appears in the drawing editor; a brush stroke over it is the region."""
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(**chromium)
+        page = browser.new_page(viewport={"width": 1280, "height": 1600}, accept_downloads=True)
+        page.goto(server)
+        page.locator("#content input[type=file]").set_input_files(
+            images / "content" / "kodim23_parrots.png"
+        )
+        page.locator("#style-1 input[type=file]").set_input_files(
+            images / "style" / "hokusai_great_wave.jpg"
+        )
+        page.locator("#opt-preset").get_by_text("instant", exact=True).click()
+        _fill(page, "#opt-size input[type=number]", "128")
+        page.get_by_text("Paint only part of the photo").click()
+        page.locator("#region input").click()
+        page.get_by_role("option", name="where I paint on the photo").click()
+        canvas = page.locator("#drawing canvas").first
+        canvas.wait_for(state="visible", timeout=10_000)
+        canvas.scroll_into_view_if_needed()
+        page.locator("#drawing button[aria-label='Brush']").click()
+        box = canvas.bounding_box()
+        assert box is not None
+        # Three strokes across the middle of the photo, which the editor shows centred.
+        for offset in (0.0, 0.03, 0.06):
+            page.mouse.move(
+                box["x"] + box["width"] * (0.4 + offset), box["y"] + box["height"] * 0.3
+            )
+            page.mouse.down()
+            for step in range(1, 11):
+                page.mouse.move(box["x"] + box["width"] * (0.4 + offset + 0.02 * step),
+                                box["y"] + box["height"] * (0.3 + 0.04 * step))  # fmt: skip
+            page.mouse.up()
+        page.locator("#stylise").click()
+        page.locator("#status").get_by_text(re.compile("done in")).wait_for(timeout=60_000)
+        link = page.locator("#downloads a[download$='.png']").first
+        with page.expect_download() as info:
+            link.click()
+        saved = tmp_path / "result.png"
+        info.value.save_as(saved)
+        browser.close()
+    with Image.open(saved) as im:
+        assert "painted on the page" in im.info["styleshift"]
+        photo = Image.open(images / "content" / "kodim23_parrots.png").convert("RGB")
+        photo = photo.resize(im.size, Image.Resampling.LANCZOS)
+        changed = np.abs(np.asarray(im.convert("RGB"), float) - np.asarray(photo, float))
+    # The stroke is painted and the rest keeps the photo: a band, not all or nothing.
+    share = float((changed.max(axis=2) > 24).mean())
+    assert 0.05 < share < 0.5, share
 
 
 def _fill(page: object, selector: str, value: str) -> None:

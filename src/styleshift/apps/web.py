@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from PIL import Image
+from PIL import Image, ImageChops
 
 from ..core.errors import InputError, OptionError, StyleshiftError
 from ..core.options import (
@@ -68,7 +68,9 @@ REGIONS = {
     "the subject (found automatically)": "auto:subject",
     "all but the subject (found automatically)": "auto:background",
     "where the uploaded mask is white": "upload",
+    "where I paint on the photo": "drawn",
 }
+DRAWN_NAME = "painted on the page"  # what a drawn mask is called in the saved options
 STYLE_SLOTS = 3
 
 
@@ -159,6 +161,27 @@ def load_upload(value: Any, uploads: Path, what: str, max_pixels: int) -> Image.
         raise InputError(str(e).replace(f"'{path}'", f"'{name}'")) from None
 
 
+def drawn_mask(value: Any, uploads: Path, max_pixels: int) -> Image.Image:
+    """The mask a visitor painted over the photo in the drawing editor: wherever a brush
+    touched any layer (its opacity, so a soft brush gives grey)."""
+    layers = value.get("layers") if isinstance(value, Mapping) else None
+    painted: Image.Image | None = None
+    for layer in layers or ():
+        strokes = load_upload(layer, uploads, "painted mask", max_pixels)
+        # A layer loads without alpha only where it is opaque all over: painted everywhere.
+        alpha = (
+            strokes.getchannel("A")
+            if strokes.mode == "RGBA"
+            else strokes.convert("L").point(lambda _: 255)
+        )
+        painted = alpha if painted is None else ImageChops.lighter(painted, alpha)
+    if painted is None or painted.getbbox() is None:
+        raise InputError(
+            "nothing is painted on the photo; paint where the styles go, or choose another region"
+        )
+    return painted
+
+
 def _sweep(root: Path, age: float) -> None:
     """Remove the entries of `root` older than `age` seconds."""
     cutoff = time.time() - age
@@ -195,7 +218,8 @@ class Stylist:
         mask: Any = None,
     ) -> Job:
         """A job for one request; raises StyleshiftError with a message for the visitor.
-        `region` is one of REGIONS; an uploaded `mask` goes with its last choice."""
+        `region` is one of REGIONS; `mask` is its picture: an uploaded mask, or the
+        drawing editor's value (its layers are what the visitor painted)."""
         chosen = [(s, w) for s, w in styles if s]
         options = without_foreign(options_from_form(form))
         if options.init not in INIT_STARTS:
@@ -205,6 +229,8 @@ class Stylist:
         where: Any = REGIONS.get(region or "")  # an automatic mask's name, or the mask
         if where == "upload":
             where = load_upload(mask, self.uploads, "mask", self.config.max_pixels)
+        elif where == "drawn":
+            where = drawn_mask(mask, self.uploads, self.config.max_pixels)
         options = dataclasses.replace(
             options,
             device=self.engine.device.type,  # type: ignore[arg-type]
@@ -384,6 +410,12 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
                     mask = gr.Image(label="Mask (white: paint, black: keep the photo)",
                                     type="filepath", sources=["upload"], height=120,
                                     elem_id="mask")  # fmt: skip
+                    drawing = gr.ImageEditor(
+                        label="Paint where the styles go", type="filepath", image_mode="RGBA",
+                        sources=(), transforms=(), layers=False, height=260,
+                        brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"),
+                        elem_id="drawing",
+                    )  # fmt: skip
                 for row in MAIN_ROWS:
                     with gr.Row():
                         for name in row:
@@ -404,6 +436,8 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
                                 interactive=False, elem_id="downloads")  # fmt: skip
 
         preset, size = typing.cast(gr.Radio, widgets["preset"]), widgets["size"]
+        # The photo is the drawing's background: the visitor paints over it.
+        content.change(lambda photo: photo, content, drawing, queue=False)
 
         def preset_size(name: str) -> Any:
             value = resolve_options(Options(preset=name), engine.device).size  # type: ignore[arg-type]
@@ -434,17 +468,18 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
 
             thumbs.select(pick, None, slots[0][0], queue=False)
 
-        inputs: set[gr.blocks.Block] = {content, region, mask, *widgets.values()}
+        inputs: set[gr.blocks.Block] = {content, region, mask, drawing, *widgets.values()}
         for image, weight in slots:
             inputs |= {image, weight}
         outputs = [status, preview, files]
 
         async def stylise(data: dict[gr.Component, Any]) -> AsyncIterator[Any]:
             styles = [(data[image], data[weight]) for image, weight in slots]
+            drawn = REGIONS.get(data[region]) == "drawn"
             try:
                 job = stylist.job(
                     data[content], styles, {name: data[w] for name, w in widgets.items()},
-                    data[region], data[mask],
+                    data[region], data[drawing] if drawn else data[mask],
                 )  # fmt: skip
             except StyleshiftError as e:
                 yield _status(f"error: {e}"), gr.skip(), gr.skip()
@@ -455,7 +490,7 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
                 if update.done and job.result is not None:
                     done = await asyncio.to_thread(
                         stylist.save, job.result, data[content], [s for s, _ in styles],
-                        data[mask],
+                        DRAWN_NAME if drawn else data[mask],
                     )  # fmt: skip
                     yield (
                         _status(update.status),
