@@ -78,11 +78,7 @@ def test_stylise_in_the_browser(
             page.screenshot(path=SCREENSHOT)
         page.locator("#status").get_by_text(re.compile("done in")).wait_for(timeout=120_000)
 
-        link = page.locator("#downloads a[download$='.png']").first
-        with page.expect_download() as info:
-            link.click()
-        saved = tmp_path / "result.png"
-        info.value.save_as(saved)
+        saved = _download_png(page, tmp_path)
         browser.close()
 
     data = saved.read_bytes()
@@ -159,11 +155,7 @@ def test_paint_where_the_styles_go_in_the_browser(
             page.mouse.up()
         page.locator("#stylise").click()
         page.locator("#status").get_by_text(re.compile("done in")).wait_for(timeout=60_000)
-        link = page.locator("#downloads a[download$='.png']").first
-        with page.expect_download() as info:
-            link.click()
-        saved = tmp_path / "result.png"
-        info.value.save_as(saved)
+        saved = _download_png(page, tmp_path)
         browser.close()
     with Image.open(saved) as im:
         assert "painted on the page" in im.info["styleshift"]
@@ -173,6 +165,15 @@ def test_paint_where_the_styles_go_in_the_browser(
     # The stroke is painted and the rest keeps the photo: a band, not all or nothing.
     share = float((changed.max(axis=2) > 24).mean())
     assert 0.05 < share < 0.5, share
+
+
+def _download_png(page: Any, folder: Path) -> Path:
+    """The finished picture, through the page's download link."""
+    with page.expect_download() as info:
+        page.locator("#downloads a[download$='.png']").first.click()
+    saved = folder / "result.png"
+    info.value.save_as(saved)
+    return saved
 
 
 def _fill(page: object, selector: str, value: str) -> None:
