@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -399,3 +400,19 @@ def test_default_workers_one_per_core_as_many_as_the_memory_holds(
     monkeypatch.setattr(batch.os, "cpu_count", lambda: cores)
     monkeypatch.setattr(batch.os, "sysconf", lambda name: pages[name])
     assert batch.default_workers() == workers
+
+
+def test_painting_masks_travel_to_the_workers(
+    photos: Path, styles: list[Path], tmp_path: Path
+) -> None:
+    mask = tmp_path / "left.png"
+    left = Image.new("L", (64, 48), 0)
+    left.paste(255, (0, 0, 32, 48))
+    left.save(mask)
+    options = Options(size=64, iterations=(2,), multiscale=False, style_mask=(str(mask),))
+    jobs = plan([photos / "kodim23_parrots.png"], styles[:1], options)
+    gone = replace(options, style_mask=(str(tmp_path / "gone.png"),))
+    missing = [Job(j.content, j.styles, Path("other.png"), gone) for j in jobs]
+    results = {r.job.output.name: r for r in run_batch(jobs + missing, tmp_path / "out", workers=1)}
+    assert results[jobs[0].output.name].status == "done"
+    assert results["other.png"].status == "failed" and "gone.png" in str(results["other.png"].error)

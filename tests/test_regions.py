@@ -214,3 +214,48 @@ def test_regions_cache_their_weights(photo: Image.Image) -> None:
     assert isinstance(regions, Regions)
     assert regions.weights(32, 48) is regions.weights(32, 48)
     assert math.isclose(float(regions.painted(32, 48).mean()), 0.5, abs_tol=0.02)
+
+
+# -- which part of the painting ----------------------------------------------------------
+
+
+def test_a_painting_mask_takes_the_style_from_its_part_of_the_painting(
+    engine: StyleTransfer, photo: Image.Image, tmp_path: Path
+) -> None:
+    """A painting warm on the left and cool on the right: with the left half's mask the
+    picture turns warm, with the right half's cool, from the same photo."""
+    noise = np.random.default_rng(0).uniform(0, 1, (96, 64, 1))
+    warm = np.concatenate([0.4 + 0.6 * noise, 0.3 * noise, 0.1 * noise], axis=2)
+    cool = np.concatenate([0.1 * noise, 0.3 * noise, 0.4 + 0.6 * noise], axis=2)
+    painting = Image.fromarray((np.concatenate([warm, cool], axis=1) * 255).astype(np.uint8))
+    options = Options(size=64, multiscale=False, iterations=(30,), precision="float32")
+    redness = {}
+    for left in (True, False):
+        mask = tmp_path / f"{left}.png"
+        _half(painting.size, left).save(mask)
+        result = engine.run(photo, painting, replace(options, style_mask=(str(mask),)))
+        rgb = np.asarray(result.image.convert("RGB"), np.float64)
+        redness[left] = float(rgb[..., 0].mean() - rgb[..., 2].mean())
+    assert redness[True] > redness[False] + 100, redness  # measured +121 and -125
+
+
+def test_bad_painting_masks_are_refused_before_any_work(
+    engine: StyleTransfer, photo: Image.Image, paintings: list[Image.Image], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    black = tmp_path / "black.png"
+    Image.new("L", (32, 32), 0).save(black)
+    with pytest.raises(OptionError, match="2 painting masks given for 1 style image"):
+        resolve_options(Options(style_mask=("a.png", "b.png")), CPU, 1)
+    with pytest.raises(OptionError, match="--style-mask does not apply to the feed-forward"):
+        resolve_options(Options(preset="instant", style_mask=("a.png",)), CPU, 1)
+    with pytest.raises(InputError, match="is black everywhere, so it takes nothing"):
+        engine.run(photo, paintings[0], Options(size=64, iterations=(1,), style_mask=(str(black),)))
+    painting = tmp_path / "painting.png"
+    paintings[0].save(painting)
+    photo_path = tmp_path / "photo.png"
+    photo.save(photo_path)
+    argv = ["stylize", str(photo_path), str(painting), "-o", str(tmp_path / "out.png"),
+            "--style-mask", str(tmp_path / "missing.png")]  # fmt: skip
+    assert main(argv) == 2
+    assert "missing.png" in capsys.readouterr().err and not (tmp_path / "out.png").exists()

@@ -305,7 +305,7 @@ def payload(job: Job) -> Payload:
             job.kind,
             tuple(
                 (Path(m).name, Path(m).read_bytes())
-                for m in job.options.mask or ()
+                for m in (*(job.options.mask or ()), *(job.options.style_mask or ()))
                 if m not in AUTO
             ),
         )

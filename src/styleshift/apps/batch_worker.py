@@ -32,7 +32,8 @@ class Payload:
     styles: tuple[tuple[str, bytes], ...]
     options: dict[str, Any]
     kind: Kind
-    masks: tuple[tuple[str, bytes], ...] = ()  # the drawn ones, in order; auto:... needs none
+    # The mask files, the photo's then the paintings', in order; auto:... needs none.
+    masks: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,13 @@ def work(engine: StyleTransfer, item: Payload) -> Outcome:
         drawn = iter(paths[1 + len(item.styles) :])
         try:
             options = Options.from_kwargs(**item.options)
-            if options.mask:
-                mask = tuple(m if m in AUTO else str(next(drawn)) for m in options.mask)
-                options = replace(options, mask=mask)
+
+            def received(masks: tuple[str, ...] | None) -> tuple[str, ...] | None:
+                return masks and tuple(m if m in AUTO else str(next(drawn)) for m in masks)
+
+            options = replace(
+                options, mask=received(options.mask), style_mask=received(options.style_mask)
+            )
             if item.kind == "video":
                 from .video import stylize_video  # PyAV and OpenCV: the [video] extra
 

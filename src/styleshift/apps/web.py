@@ -61,8 +61,9 @@ MAIN_OPTIONS = tuple(name for row in MAIN_ROWS for name in row)
 # The device, its arithmetic and the memory budget are the server's choice; blend
 # weights sit next to each style image.
 SERVER_OPTIONS = ("device", "precision", "max_memory", "style_blend", "model")
-# Where the styles paint: the page's own choice and upload, never a path typed in a form.
-PAGE_OPTIONS = ("mask",)
+# Where the styles paint and come from: the page's own choices and uploads, never a path
+# typed in a form (the page offers no painting masks yet).
+PAGE_OPTIONS = ("mask", "style_mask")
 REGIONS = {
     "the whole picture": None,
     "the subject (found automatically)": "auto:subject",

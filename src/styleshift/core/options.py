@@ -189,6 +189,13 @@ class Options:
         "(default: the whole picture)",
         COMMON,
     )
+    style_mask: tuple[str, ...] | None = _opt(
+        None,
+        "masks over the paintings, one per style, comma-separated: each style's statistics "
+        "come only from where its mask is white (guided Gram matrices, Gatys et al. 2017); "
+        "with --mask, the photo's sky can take the painting's sky and its ground the "
+        "painting's ground (default: the whole painting)",
+    )
     content_layers: tuple[str, ...] = _opt(("relu4_2",), "VGG-19 layers for the content loss")
     style_layers: tuple[str, ...] = _opt(
         ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
@@ -314,6 +321,9 @@ def resolve_options(
         # From Python a plain number (one count for every scale) or a list is natural.
         iterations=(iterations,) if isinstance(iterations, int) else tuple(iterations),
         style_layer_weights=_as_tuple(options.style_layer_weights),
+        style_mask=(options.style_mask,)
+        if isinstance(options.style_mask, str)
+        else _as_tuple(options.style_mask),
         content_layers=tuple(options.content_layers),
         style_layers=tuple(options.style_layers),
         learning_rate=options.learning_rate
@@ -340,8 +350,9 @@ def _check_counts(options: Options, styles: int | None) -> None:
             f"{len(options.style_blend)} blend weights given for {styles} style images; "
             "give one per style image"
         )
-    if options.mask is not None:
-        check_count(1 if isinstance(options.mask, str) else len(options.mask), styles)
+    for masks, what in ((options.mask, "mask"), (options.style_mask, "painting mask")):
+        if masks is not None:
+            check_count(1 if isinstance(masks, str) else len(masks), styles, what)
 
 
 def instant_options(options: Options) -> Options:

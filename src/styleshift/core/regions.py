@@ -105,10 +105,33 @@ def open_regions(
             else (f"<mask {index + 1}>" if isinstance(spec, Image.Image) else os.fspath(spec))
         )
         if key not in opened:
-            opened[key] = _open_mask(spec, key, photo, notes)
+            opened[key] = mask = _open_mask(spec, key, photo, notes)
             order.append(key)
+            low, high = cast(tuple[int, int], mask.getextrema())
+            if high < 8:
+                notes.append(f"mask '{key}' is black everywhere: its style paints nothing")
+            elif low > 247:
+                notes.append(
+                    f"mask '{key}' is white everywhere: its style paints the whole picture"
+                )
         groups.setdefault(key, []).append(index)
     return Regions(tuple(Region(opened[key], tuple(groups[key])) for key in order), tuple(notes))
+
+
+def open_painting_mask(
+    spec: str | os.PathLike[str] | Image.Image, painting: Image.Image
+) -> tuple[Regions, tuple[str, ...]]:
+    """Where a painting's statistics are taken from (--style-mask): one region over the
+    painting, and the notes it deserves; a mask that takes nothing is refused."""
+    name = "<painting mask>" if isinstance(spec, Image.Image) else os.fspath(spec)
+    notes: list[str] = []
+    mask = _open_mask(spec, name, painting, notes, over="painting")
+    if cast(tuple[int, int], mask.getextrema())[1] < 8:
+        raise InputError(
+            f"painting mask '{name}' is black everywhere, so it takes nothing of its "
+            "painting; make it white where the style should come from"
+        )
+    return Regions((Region(mask, (0,)),)), tuple(notes)
 
 
 def check_masks(masks: Sequence[str | os.PathLike[str] | Image.Image]) -> None:
@@ -126,18 +149,25 @@ def _check_auto(spec: str) -> None:
         raise OptionError(f"unknown automatic mask '{spec}'; {hint}")
 
 
-def check_count(masks: int, styles: int) -> None:
+def check_count(masks: int, styles: int, what: str = "mask") -> None:
     if masks != styles:
+        blend = " (the same mask twice to blend two styles in one region)" if what == "mask" else ""
         raise OptionError(
-            f"{masks} mask{'s' if masks != 1 else ''} given for {styles} style "
-            f"image{'s' if styles != 1 else ''}; give one mask per style image, in the "
-            "same order (the same mask twice to blend two styles in one region)"
+            f"{masks} {what}{'s' if masks != 1 else ''} given for {styles} style "
+            f"image{'s' if styles != 1 else ''}; give one {what} per style image, in the "
+            f"same order{blend}"
         )
 
 
 def _open_mask(
-    spec: str | os.PathLike[str] | Image.Image, name: str, photo: Image.Image, notes: list[str]
+    spec: str | os.PathLike[str] | Image.Image,
+    name: str,
+    photo: Image.Image,
+    notes: list[str],
+    over: str = "photo",
 ) -> Image.Image:
+    """`spec` as a grey mask at the size of `photo` (the picture it lies over, named
+    `over` in the notes)."""
     if isinstance(spec, str) and spec.startswith("auto:"):
         _check_auto(spec)
         mask = subject_mask(photo)
@@ -152,15 +182,10 @@ def _open_mask(
         ratio = (mask.width / mask.height) / (photo.width / photo.height)
         if abs(ratio - 1) > 0.01:
             notes.append(
-                f"mask '{name}' is {mask.width}x{mask.height} and the photo "
-                f"{photo.width}x{photo.height}: it was stretched to the photo's shape"
+                f"mask '{name}' is {mask.width}x{mask.height} and the {over} "
+                f"{photo.width}x{photo.height}: it was stretched to the {over}'s shape"
             )
         mask = mask.resize(photo.size, Image.Resampling.LANCZOS)
-    low, high = cast(tuple[int, int], mask.getextrema())
-    if high < 8:
-        notes.append(f"mask '{name}' is black everywhere: its style paints nothing")
-    elif low > 247:
-        notes.append(f"mask '{name}' is white everywhere: its style paints the whole picture")
     return mask
 
 

@@ -355,5 +355,8 @@ class Run:
             device=str(self.device),
             options=self.opts,
             interrupted=interrupted,
-            notes=self.regions.notes if self.regions is not None else (),
+            notes=(
+                *(self.regions.notes if self.regions is not None else ()),
+                *self.objective.notes,
+            ),
         )

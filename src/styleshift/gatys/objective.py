@@ -23,7 +23,7 @@ from ..core.losses import (
     relative_mse,
 )
 from ..core.options import OptimisationOptions, normalised
-from ..core.regions import SUPPORT, Regions
+from ..core.regions import SUPPORT, Regions, open_painting_mask
 from ..core.results import ExtraTerm
 from ..core.vgg import VGGFeatures, stride
 from ..io.image import long_side_for, resize_long_side, to_tensor
@@ -84,6 +84,16 @@ class Objective:
         self.device = device
         self.blend = normalised(opts.style_blend, len(self.styles))
         self.regions = regions
+        # Where each painting's statistics come from (--style-mask); None: all of it.
+        opened = (
+            [open_painting_mask(m, s) for m, s in zip(opts.style_mask, self.styles, strict=True)]
+            if opts.style_mask
+            else []
+        )
+        self.painting_regions: list[Regions | None] = [r for r, _ in opened] or [None] * len(
+            self.styles
+        )
+        self.notes = tuple(note for _, notes in opened for note in notes)
         # Which styles paint each region: all of them over the whole picture without masks.
         self.groups = (
             [r.styles for r in regions.regions] if regions else [tuple(range(len(self.styles)))]
@@ -134,8 +144,9 @@ class Objective:
                 )
             content_losses = [ContentLoss(feats[name]) for name in opts.content_layers]
             grams: dict[str, list[Tensor]] = {name: [] for name in opts.style_layers}
-            for style in self.styles:
-                (whole,) = self.grams(self._style_at(style, long_side, content))
+            for style, where in zip(self.styles, self.painting_regions, strict=True):
+                painting = self._style_at(style, long_side, content)
+                (whole,) = self.grams(painting, [self._painting_weights(where, painting)])
                 for name, gram in whole.items():
                     grams[name].append(gram)
         style_losses = []
@@ -177,6 +188,17 @@ class Objective:
             for index in range(len(areas))
         ]
         return weights, areas
+
+    def _painting_weights(
+        self, where: Regions | None, painting: Tensor
+    ) -> dict[str, Tensor] | None:
+        """A painting mask's weight at every style layer's resolution (None: no mask)."""
+        if where is None:
+            return None
+        h, w = painting.shape[-2:]
+        return {
+            n: where.at_features(h, w, stride(n)).to(self.device) for n in self.opts.style_layers
+        }
 
     def _grams_of(
         self, feats: Mapping[str, Tensor], weight: Mapping[str, Tensor] | None
