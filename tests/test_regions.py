@@ -219,8 +219,18 @@ def test_regions_cache_their_weights(photo: Image.Image) -> None:
 # -- which part of the painting ----------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        Options(size=64, multiscale=False, iterations=(30,), precision="float32"),
+        Options(preset="instant", size=64, precision="float32"),
+        Options(preset="instant", method="wct", size=64, precision="float32"),
+        Options(preset="instant", method="efdm", size=64, precision="float32"),
+    ],
+    ids=["optimisation", "adain", "wct", "efdm"],
+)
 def test_a_painting_mask_takes_the_style_from_its_part_of_the_painting(
-    engine: StyleTransfer, photo: Image.Image, tmp_path: Path
+    engine: StyleTransfer, photo: Image.Image, tmp_path: Path, options: Options
 ) -> None:
     """A painting warm on the left and cool on the right: with the left half's mask the
     picture turns warm, with the right half's cool, from the same photo."""
@@ -228,7 +238,6 @@ def test_a_painting_mask_takes_the_style_from_its_part_of_the_painting(
     warm = np.concatenate([0.4 + 0.6 * noise, 0.3 * noise, 0.1 * noise], axis=2)
     cool = np.concatenate([0.1 * noise, 0.3 * noise, 0.4 + 0.6 * noise], axis=2)
     painting = Image.fromarray((np.concatenate([warm, cool], axis=1) * 255).astype(np.uint8))
-    options = Options(size=64, multiscale=False, iterations=(30,), precision="float32")
     redness = {}
     for left in (True, False):
         mask = tmp_path / f"{left}.png"
@@ -236,7 +245,9 @@ def test_a_painting_mask_takes_the_style_from_its_part_of_the_painting(
         result = engine.run(photo, painting, replace(options, style_mask=(str(mask),)))
         rgb = np.asarray(result.image.convert("RGB"), np.float64)
         redness[left] = float(rgb[..., 0].mean() - rgb[..., 2].mean())
-    assert redness[True] > redness[False] + 100, redness  # measured +121 and -125
+    # Measured (red minus blue, of 255): optimisation +121 / -125, AdaIN +216 / -148,
+    # WCT +245 / -152.
+    assert redness[True] > redness[False] + 100, redness
 
 
 def test_bad_painting_masks_are_refused_before_any_work(
@@ -247,8 +258,6 @@ def test_bad_painting_masks_are_refused_before_any_work(
     Image.new("L", (32, 32), 0).save(black)
     with pytest.raises(OptionError, match="2 painting masks given for 1 style image"):
         resolve_options(Options(style_mask=("a.png", "b.png")), CPU, 1)
-    with pytest.raises(OptionError, match="--style-mask does not apply to the feed-forward"):
-        resolve_options(Options(preset="instant", style_mask=("a.png",)), CPU, 1)
     with pytest.raises(InputError, match="is black everywhere, so it takes nothing"):
         engine.run(photo, paintings[0], Options(size=64, iterations=(1,), style_mask=(str(black),)))
     painting = tmp_path / "painting.png"

@@ -192,9 +192,11 @@ class Options:
     style_mask: tuple[str, ...] | None = _opt(
         None,
         "masks over the paintings, one per style, comma-separated: each style's statistics "
-        "come only from where its mask is white (guided Gram matrices, Gatys et al. 2017); "
-        "with --mask, the photo's sky can take the painting's sky and its ground the "
-        "painting's ground (default: the whole painting)",
+        "come only from where its mask is white (guided Gram matrices, Gatys et al. 2017; "
+        "the feed-forward methods take the features under it); with --mask, the photo's sky "
+        "can take the painting's sky and its ground the painting's ground (default: the "
+        "whole painting)",
+        COMMON,
     )
     content_layers: tuple[str, ...] = _opt(("relu4_2",), "VGG-19 layers for the content loss")
     style_layers: tuple[str, ...] = _opt(
@@ -292,6 +294,9 @@ def resolve_options(
         ResolvedOptions,
         options,
         mask=(options.mask,) if isinstance(options.mask, str) else _as_tuple(options.mask),
+        style_mask=(options.style_mask,)
+        if isinstance(options.style_mask, str)
+        else _as_tuple(options.style_mask),
         model=(options.model,) if isinstance(options.model, str) else _as_tuple(options.model),
         levels=(options.levels,) if isinstance(options.levels, str) else tuple(options.levels),
         method=cast(Method, method),
@@ -321,9 +326,6 @@ def resolve_options(
         # From Python a plain number (one count for every scale) or a list is natural.
         iterations=(iterations,) if isinstance(iterations, int) else tuple(iterations),
         style_layer_weights=_as_tuple(options.style_layer_weights),
-        style_mask=(options.style_mask,)
-        if isinstance(options.style_mask, str)
-        else _as_tuple(options.style_mask),
         content_layers=tuple(options.content_layers),
         style_layers=tuple(options.style_layers),
         learning_rate=options.learning_rate

@@ -118,6 +118,19 @@ def open_regions(
     return Regions(tuple(Region(opened[key], tuple(groups[key])) for key in order), tuple(notes))
 
 
+def open_painting_masks(
+    specs: Sequence[str | os.PathLike[str] | Image.Image] | None,
+    paintings: Sequence[Image.Image],
+) -> tuple[list[Regions | None], tuple[str, ...]]:
+    """Each painting's mask (--style-mask, one per painting) as a region, or None for the
+    whole painting when there are none, and the notes they deserve."""
+    if not specs:
+        return [None] * len(paintings), ()
+    check_count(len(specs), len(paintings), "painting mask")
+    opened = [open_painting_mask(m, p) for m, p in zip(specs, paintings, strict=True)]
+    return [r for r, _ in opened], tuple(n for _, notes in opened for n in notes)
+
+
 def open_painting_mask(
     spec: str | os.PathLike[str] | Image.Image, painting: Image.Image
 ) -> tuple[Regions, tuple[str, ...]]:

@@ -24,7 +24,7 @@ from torch import Tensor
 from ..core.errors import InputError
 from ..core.options import DEFAULT_TRANSFORM, ResolvedOptions, normalised
 from ..core.pipeline import finish, open_inputs, prepare
-from ..core.regions import Regions, open_regions
+from ..core.regions import Regions, open_painting_masks, open_regions
 from ..core.results import Progress, ProgressFn, Result, ScaleReport
 from ..core.vgg import LEVELS, VGGFeatures, stride
 from ..io.image import ImageLike
@@ -133,19 +133,25 @@ class FeedForward:
         dtype: torch.dtype = torch.float32,
         on_stage: Callable[[str], None] | None = None,
         regions: Regions | None = None,
+        painting_regions: Sequence[Regions | None] = (),
     ) -> Tensor:
         """(1, 3, H, W) content and styles in 0..1 -> the stylised (1, 3, H, W) in 0..1.
 
         With several levels (deepest first) the picture of each is the content of the
         next, so the coarse structures of the style come first and the fine ones last
         (universal style transfer's multi-level stylisation). With `regions`, each region
-        is moved towards its own styles, and the photo is kept where no region reaches."""
+        is moved towards its own styles, and the photo is kept where no region reaches;
+        with `painting_regions` (one per style, None for all of it), each style's
+        statistics come from its painting's masked part only."""
         h, w = content.shape[-2:]
         reduced = dtype != torch.float32
         x = content.to(self.device)
         for decoder, info in self.decoders(levels, models):
             encoder = self._encoder(info, dtype)
-            style_features = [self._style_features(encoder, s, info) for s in styles]
+            style_features = [
+                _inside(self._style_features(encoder, s, info), where, s, info.level)
+                for s, where in zip(styles, painting_regions or [None] * len(styles), strict=True)
+            ]
             content_features = _encode(encoder, x, self.device)
             if regions is None:
                 mixed = stylise_features(
@@ -179,6 +185,20 @@ class FeedForward:
         return x
 
 
+def _inside(features: Tensor, where: Regions | None, painting: Tensor, level: str) -> Tensor:
+    """A painting's (C, h, w) features at the positions its mask covers (at least half),
+    as (C, 1, n): every transform takes its statistics from the positions it is given."""
+    if where is None:
+        return features
+    h, w = painting.shape[-2:]
+    share = pad_to_multiple(where.weights(h, w), stride(level), minimum=2 * stride(level))
+    share = F.avg_pool2d(share, stride(level))[0, 0].to(features.device)
+    keep = share >= 0.5
+    if int(keep.sum()) < 2:  # a sliver at this level's coarse grid: its best positions
+        keep = share >= share.max() * 0.5
+    return features[:, keep].unsqueeze(1)
+
+
 def _encode(encoder: VGGFeatures, image: Tensor, device: torch.device) -> Tensor:
     """(C, h, w) features of one image, padded so the decoder gives back its size."""
     (level,) = encoder.layers
@@ -209,6 +229,7 @@ def start_image(
         models=opts.model or (),
         dtype=torch.bfloat16 if opts.precision == "bfloat16" else torch.float32,
         regions=regions,
+        painting_regions=open_painting_masks(opts.style_mask, styles)[0],
     )
 
 
@@ -226,6 +247,7 @@ def run(
     c, s = prepare(image, style_images, opts.size, opts.style_scale, opts.preserve_color, MIN_SIDE)
     size = (int(c.shape[-1]), int(c.shape[-2]))
     regions = open_regions(opts.mask, image, len(s)) if opts.mask else None
+    painting_regions, notes = open_painting_masks(opts.style_mask, style_images)
     feedforward.decoders(opts.levels, opts.model or ())  # bad files fail first
     picture: list[Image.Image] = []
     steps = 2 * len(opts.levels) + 1
@@ -265,6 +287,7 @@ def run(
         dtype=torch.bfloat16 if opts.precision == "bfloat16" else torch.float32,
         on_stage=stage,
         regions=regions,
+        painting_regions=painting_regions,
     )
     picture.append(finish(out, image, opts.preserve_color))
     if alpha is not None:
@@ -279,5 +302,5 @@ def run(
         seconds=seconds,
         device=str(feedforward.device),
         options=opts,
-        notes=regions.notes if regions is not None else (),
+        notes=(*(regions.notes if regions is not None else ()), *notes),
     )

@@ -23,7 +23,7 @@ from ..core.losses import (
     relative_mse,
 )
 from ..core.options import OptimisationOptions, normalised
-from ..core.regions import SUPPORT, Regions, open_painting_mask
+from ..core.regions import SUPPORT, Regions, open_painting_masks
 from ..core.results import ExtraTerm
 from ..core.vgg import VGGFeatures, stride
 from ..io.image import long_side_for, resize_long_side, to_tensor
@@ -85,15 +85,7 @@ class Objective:
         self.blend = normalised(opts.style_blend, len(self.styles))
         self.regions = regions
         # Where each painting's statistics come from (--style-mask); None: all of it.
-        opened = (
-            [open_painting_mask(m, s) for m, s in zip(opts.style_mask, self.styles, strict=True)]
-            if opts.style_mask
-            else []
-        )
-        self.painting_regions: list[Regions | None] = [r for r, _ in opened] or [None] * len(
-            self.styles
-        )
-        self.notes = tuple(note for _, notes in opened for note in notes)
+        self.painting_regions, self.notes = open_painting_masks(opts.style_mask, self.styles)
         # Which styles paint each region: all of them over the whole picture without masks.
         self.groups = (
             [r.styles for r in regions.regions] if regions else [tuple(range(len(self.styles)))]
