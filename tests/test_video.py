@@ -602,3 +602,30 @@ def test_the_other_containers_the_readme_lists_play(tmp_path, clip, style, engin
     assert streams["frames"] == report.frames == 3 and streams["audio"]
     with av.open(str(out)) as container:
         assert container.streams.video[0].codec_context.name == "h264"
+
+
+def test_a_painting_mask_is_opened_once_for_the_whole_video(
+    tmp_path, sintel, style, engine, monkeypatch
+):
+    from styleshift.core import regions
+
+    opened = []
+    real = regions.open_painting_mask
+
+    def counting(spec, painting):
+        opened.append(spec)
+        return real(spec, painting)
+
+    monkeypatch.setattr(regions, "open_painting_mask", counting)
+    mask = tmp_path / "top.png"
+    top = Image.new("L", (64, 32), 0)
+    top.paste(255, (0, 0, 64, 16))
+    top.save(mask)
+    opts = Options(preset="instant", size=64, device="cpu", style_mask=(str(mask),))
+    report = stylize_video(sintel, [style], tmp_path / "out", opts, engine=engine,
+                           duration=3 / 24)  # fmt: skip
+    # The file once; every frame after that gets the opened mask, at the painting's size.
+    assert report.frames == 3 and [s for s in opened if not isinstance(s, Image.Image)] == [
+        str(mask)
+    ]
+    assert sum("stretched to the painting's shape" in n for n in report.notes) == 1

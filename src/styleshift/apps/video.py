@@ -35,7 +35,7 @@ from ..core.device import resolve_device
 from ..core.errors import InputError, OptionError, OutputError
 from ..core.flow import FramePair, pair
 from ..core.options import Options, resolve_options
-from ..core.regions import check_masks, open_regions
+from ..core.regions import check_masks, open_painting_masks, open_regions
 from ..core.results import Progress, Result
 from ..core.version import __version__
 from ..io.files import TEMP_PREFIX, remove_own, write_json
@@ -126,6 +126,13 @@ class VideoStylizer:
             if isinstance(spec, (str, os.PathLike)) and Path(spec).is_dir()
         }
         self._first_frame = first_frame
+        # The paintings' masks are the same every frame: opened once (an automatic one is
+        # found once), their notes told with the first frame this stylizer makes.
+        self._painting_notes: tuple[str, ...] = ()
+        if self.options.style_mask:
+            opened, self._painting_notes = open_painting_masks(self.options.style_mask, self.styles)
+            masks = tuple(r.regions[0].mask for r in opened if r is not None)
+            self.options = replace(self.options, style_mask=masks)  # type: ignore[arg-type]
         self.settings = settings or VideoSettings()
         check_settings(self.settings)
         self.later_options = (
@@ -188,6 +195,7 @@ class VideoStylizer:
             self._first = (result.seconds, evaluations)
         else:
             self._later_seconds.append(result.seconds)
+        notes, self._painting_notes = (*self._painting_notes, *result.notes), ()
         return FrameResult(
             image=result.image,
             index=index,
@@ -195,7 +203,7 @@ class VideoStylizer:
             iterations=evaluations,
             losses=result.losses,
             consistent=None if link is None else float(link.mask.mean()),
-            notes=result.notes,
+            notes=notes,
         )
 
     def _masks_at(self, index: int) -> tuple[Any, ...] | None:

@@ -171,9 +171,7 @@ def drawn_mask(value: Any, uploads: Path, max_pixels: int) -> Image.Image:
         strokes = load_upload(layer, uploads, "painted mask", max_pixels)
         # A layer loads without alpha only where it is opaque all over: painted everywhere.
         alpha = (
-            strokes.getchannel("A")
-            if strokes.mode == "RGBA"
-            else strokes.convert("L").point(lambda _: 255)
+            strokes.getchannel("A") if strokes.mode == "RGBA" else Image.new("L", strokes.size, 255)
         )
         painted = alpha if painted is None else ImageChops.lighter(painted, alpha)
     if painted is None or painted.getbbox() is None:
