@@ -7,6 +7,7 @@ import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -145,19 +146,23 @@ def test_outputs_from_other_options_or_elsewhere_are_kept(
         assert max(im.size) == 80
 
 
-def test_a_video_is_one_item(images: Path, styles: list[Path], tmp_path: Path) -> None:
-    av = need("av")
-    clip = tmp_path / "clip.mp4"
-    frames = sorted((images / "video" / "sintel_market_frames").glob("*.png"))[:6]
-    with av.open(str(clip), "w") as container:
+def _clip(av: Any, path: Path, pictures: list[Image.Image]) -> Path:
+    with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=12)
         stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-        for file in frames:
-            picture = Image.open(file).convert("RGB").resize((96, 64))
-            for packet in stream.encode(av.VideoFrame.from_image(picture)):
+        for picture in pictures:
+            for packet in stream.encode(av.VideoFrame.from_image(picture.resize((96, 64)))):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
+
+
+def test_a_video_is_one_item(images: Path, styles: list[Path], tmp_path: Path) -> None:
+    av = need("av")
+    files = sorted((images / "video" / "sintel_market_frames").glob("*.png"))[:6]
+    pictures = [Image.open(f).convert("RGB") for f in files]
+    clip = _clip(av, tmp_path / "clip.mp4", pictures)
     (result,) = run_batch(
         plan([clip], styles[:1], Options(preset="instant", size=64)), tmp_path / "out", workers=1
     )
@@ -165,6 +170,22 @@ def test_a_video_is_one_item(images: Path, styles: list[Path], tmp_path: Path) -
     with av.open(str(tmp_path / "out" / "clip__hokusai_great_wave.mp4")) as container:
         decoded = list(container.decode(video=0))
     assert len(decoded) == 6 and (decoded[0].width, decoded[0].height) == (64, 42)
+    # A video of masks, one a frame, travels to the worker like a still mask.
+    right = Image.new("RGB", (96, 64))
+    right.paste((255, 255, 255), (48, 0, 96, 64))
+    masks = _clip(av, tmp_path / "right.mp4", [right] * 6)
+    opts = Options(preset="instant", size=64, mask=(str(masks),))
+    (result,) = run_batch(plan([clip], styles[:1], opts), tmp_path / "masked", workers=1)
+    assert result.status == "done", result.error
+    with av.open(str(tmp_path / "masked" / "clip__hokusai_great_wave.mp4")) as container:
+        made = [f.to_ndarray(format="rgb24").astype(np.float64) for f in container.decode(video=0)]
+    with av.open(str(clip)) as container:  # the photo as the worker saw it, encoded once
+        sources = [f.to_image() for f in container.decode(video=0)]
+    for frame, source in zip(made, sources, strict=True):
+        photo = np.asarray(source.resize((64, 42), Image.Resampling.LANCZOS), np.float64)
+        kept = np.abs(frame[:, :26] - photo[:, :26]).mean()
+        painted = np.abs(frame[:, 38:] - photo[:, 38:]).mean()
+        assert kept < 6 and painted > 3 * kept, (kept, painted)
 
 
 def test_ray_without_ray_installed_says_how_to_install_it(

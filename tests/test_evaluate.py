@@ -239,3 +239,44 @@ def test_the_cli_scores_a_folder_of_frames_as_a_video(
     still = tmp_path / "still.png"
     Image.open(output / "000.png").save(still)
     assert main(["evaluate", str(output), "--content", str(still)]) == 2  # a video needs one
+
+
+def test_a_masked_video_is_scored_inside_and_outside_each_frames_mask(
+    scorer: Scorer,
+    images: Path,
+    painting: Image.Image,
+    painting_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each frame paints the painting over its left half on even frames and its right
+    half on odd ones; the per-frame masks that say so find the photo kept exactly, and a
+    still mask finds it painted where it says the photo is."""
+    frames = sorted((images / "video" / "sintel_market_frames").glob("*.png"))[:4]
+    source, output, masks = (tmp_path / n for n in ("source", "output", "masks"))
+    for folder in (source, output, masks):
+        folder.mkdir()
+    for i, file in enumerate(frames):
+        frame = resize_long_side(load_image(file).convert("RGB"), 128)
+        w, h = frame.size
+        mask = Image.new("L", frame.size, 0)
+        mask.paste(255, (0, 0, w // 2, h) if i % 2 == 0 else (w // 2, 0, w, h))
+        frame.save(source / f"{i:03d}.png")
+        Image.composite(painting.resize(frame.size), frame, mask).save(output / f"{i:03d}.png")
+        mask.save(masks / f"mask_{i:03d}.png")
+    left = masks / "mask_000.png"
+    moving = evaluate_video(scorer, output, source, [painting], [masks])
+    still = evaluate_video(scorer, output, source, [painting], [left])
+    assert moving.kept_psnr == float("inf")
+    assert still.kept_psnr is not None and still.kept_psnr < 25  # odd frames, painted left
+    inside, inside_still = moving.styles[0].region_distance, still.styles[0].region_distance
+    assert inside is not None and inside_still is not None and inside < 0.5 * inside_still
+    base = ["evaluate", str(output), "--content", str(source), "--style", str(painting_path)]
+    assert main([*base, "--mask", str(masks), "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "inside its mask" in text and "PSNR inf dB in the worst frame" in text
+    (masks / "mask_003.png").unlink()
+    assert main([*base, "--mask", str(masks)]) == 2
+    assert "holds 3 masks and 4 frames are scored" in capsys.readouterr().err
+    assert main(["evaluate", str(output), "--content", str(source), "--mask", str(left)]) == 2
+    assert "name them with --style" in capsys.readouterr().err

@@ -113,6 +113,9 @@ def test_bad_masks_are_refused_by_name_and_odd_ones_noted(
         open_regions([str(broken)], photo, 1)
     with pytest.raises(OptionError, match="did you mean 'auto:subject'"):
         open_regions(["auto:subjet"], photo, 1)
+    # One mask per frame is for a video; a still picture is told so.
+    with pytest.raises(InputError, match="is a folder; give a picture .*styleshift video --mask"):
+        open_regions([str(tmp_path)], photo, 1)
     square, black = Image.new("L", (50, 50), 255), Image.new("L", photo.size, 0)
     notes = open_regions([square, black], photo, 2).notes
     assert "stretched to the photo's shape" in notes[0] and "paints the whole picture" in notes[1]
@@ -268,3 +271,5 @@ def test_bad_painting_masks_are_refused_before_any_work(
             "--style-mask", str(tmp_path / "missing.png")]  # fmt: skip
     assert main(argv) == 2
     assert "missing.png" in capsys.readouterr().err and not (tmp_path / "out.png").exists()
+    assert main([*argv[:-1], str(tmp_path)]) == 2
+    assert "painting mask '" in capsys.readouterr().err and not (tmp_path / "out.png").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from styleshift import Interrupted, Options, OutputError, cli
 from styleshift.apps.video import VideoSettings, VideoStylizer, stylize_video
 from styleshift.core.errors import InputError
 from styleshift.core.flow import sequence_warping_error
-from styleshift.io.videoio import probe, read_frames
+from styleshift.io.videoio import NumberedFrames, probe, read_frames
 
 pytestmark = pytest.mark.slow
 
@@ -564,18 +565,41 @@ def test_a_still_mask_keeps_its_part_of_every_frame(tmp_path, sintel, style, eng
         assert kept < 2 and painted > 10 * kept + 5, (kept, painted)
 
 
-def test_a_folder_of_masks_gives_each_frame_its_own(tmp_path, sintel, style, engine):
-    """Frame by frame the painted half moves from the left to the right, starting where
-    --start puts the section; a folder with too few masks is refused before any work."""
-    masks = tmp_path / "masks"
-    masks.mkdir()
-    for number in range(1, 6):
+def _halves(count: int) -> list[Image.Image]:
+    """Masks painting the left half on odd frames (1-based) and the right on even ones."""
+    masks = []
+    for number in range(1, count + 1):
         mask = Image.new("L", (64, 32), 0)
         mask.paste(255, (0, 0, 32, 32) if number % 2 else (32, 0, 64, 32))
-        mask.save(masks / f"mask_{number:04d}.png")
-    out = tmp_path / "frames"
+        masks.append(mask)
+    return masks
+
+
+def _mask_source(tmp_path: Path, kind: str, masks: list[Image.Image]) -> Path:
+    """The masks as a folder of numbered pictures or as an (animated) video."""
+    if kind == "folder":
+        folder = tmp_path / f"masks{len(masks)}"
+        folder.mkdir()
+        for number, mask in enumerate(masks, start=1):
+            mask.save(folder / f"mask_{number:04d}.png")
+        return folder
+    path = tmp_path / f"masks{len(masks)}.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        for mask in masks:
+            out.mux(stream.encode(av.VideoFrame.from_image(mask.convert("RGB"))))
+        out.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["folder", "video"])
+def test_a_folder_or_video_of_masks_gives_each_frame_its_own(tmp_path, sintel, style, engine, kind):
+    """Frame by frame the painted half moves from the left to the right, starting where
+    --start puts the section; too few masks are refused before any work."""
     opts = Options(preset="instant", size=96, device="cpu", precision="float32",
-                   mask=(str(masks),))  # fmt: skip
+                   mask=(str(_mask_source(tmp_path, kind, _halves(5))),))  # fmt: skip
+    out = tmp_path / "frames"
     section = {"start": 1 / 24, "duration": 3 / 24}  # frames 2, 3 and 4
     report = stylize_video(sintel, [style], out, opts, engine=engine, **section)
     assert report.frames == 3
@@ -588,10 +612,23 @@ def test_a_folder_of_masks_gives_each_frame_its_own(tmp_path, sintel, style, eng
         right = np.abs(frame[:, w // 2 + 6 :] - content[:, w // 2 + 6 :]).mean()
         painted, kept = (left, right) if number % 2 else (right, left)
         assert kept < 2 and painted > 10 * kept + 5, (number, kept, painted)
-    (masks / "mask_0005.png").unlink()
-    with pytest.raises(InputError, match="holds 4 numbered masks; frames 2 to 5 need one"):
-        stylize_video(sintel, [style], tmp_path / "more", opts, engine=_no_engine,
+    short = replace(opts, mask=(str(_mask_source(tmp_path, kind, _halves(4))),))
+    holds = "holds 4 numbered masks" if kind == "folder" else "has 4 frames"
+    with pytest.raises(InputError, match=f"{holds}; frames 2 to 5 need one"):
+        stylize_video(sintel, [style], tmp_path / "more", short, engine=_no_engine,
                       start=1 / 24, duration=4 / 24)  # fmt: skip
+
+
+def test_numbered_frames_reads_any_frame_in_any_order(tmp_path):
+    """A video decodes forward; asking for an earlier frame starts it over."""
+    frames = NumberedFrames(_mask_source(tmp_path, "video", _halves(5)))
+    assert len(frames) == 5
+    for index in (0, 3, 4, 1, 2, 2):
+        picture = np.asarray(frames.frame(index).convert("L"), np.float64)  # type: ignore[union-attr]
+        left, right = picture[:, :28].mean(), picture[:, 36:].mean()
+        assert (left > 240 and right < 15) if index % 2 == 0 else (right > 240 and left < 15)
+    with pytest.raises(IndexError):
+        frames.frame(5)
 
 
 @pytest.mark.parametrize("suffix", [".m4v", ".mov"])

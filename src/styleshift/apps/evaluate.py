@@ -6,11 +6,11 @@ painting to its long side; the notes say what was resized. The metrics are metri
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -26,9 +26,12 @@ from ..core.metrics import (
     fit_photo,
     kept_psnr,
 )
-from ..core.regions import FEATHER, open_regions
+from ..core.regions import FEATHER, Regions, check_count, check_masks, open_regions
 from ..io.image import ImageLike, as_image
 from ..io.media import kind_of
+
+if TYPE_CHECKING:
+    from ..io.videoio import NumberedFrames, VideoInfo
 
 # Extensions read as videos; a folder is a sequence of frames (as `styleshift video`).
 
@@ -125,30 +128,46 @@ def evaluate_image(
         )
     regions = open_regions(masks, photo, len(styles)) if masks else None
     photo = fit_photo(photo, picture.size)
-    w, h = picture.size
-    matches = []
-    for i, style in enumerate(styles):
-        painting = fit_painting(as_image(style, what="style image"), picture.size)
-        scores = scorer.style(picture, photo, painting)
-        inside = None
-        if regions is not None:
-            (index,) = [r for r, region in enumerate(regions.regions) if i in region.styles]
-            inside = scorer.region_distance(picture, painting, _grey(regions.weights(h, w)[index]))
-        matches.append(StyleMatch(_name(style, f"style {i + 1}"), scores, inside))
+    paintings = [fit_painting(as_image(s, what="style image"), picture.size) for s in styles]
+    inside: Sequence[float | None] = [None] * len(styles)
     kept = None
     if regions is not None:
         notes += regions.notes
-        band = math.ceil(3 * FEATHER * max(w, h))  # three of the feather's deviations
-        with contextlib.suppress(ValueError):  # masks that leave nothing of the photo
-            kept = kept_psnr(picture, photo, _grey(regions.painted(h, w)[0]), band)
+        inside, kept = _region_scores(scorer, picture, photo, paintings, regions)
     return Evaluation(
         output=out_name,
         size=picture.size,
         content=scorer.content(picture, photo),
-        styles=tuple(matches),
+        styles=tuple(
+            StyleMatch(_name(s, f"style {i + 1}"), scorer.style(picture, photo, p), d)
+            for i, (s, p, d) in enumerate(zip(styles, paintings, inside, strict=True))
+        ),
         notes=tuple(notes),
         kept_psnr=kept,
     )
+
+
+def _region_scores(
+    scorer: Scorer,
+    picture: Image.Image,
+    photo: Image.Image,
+    paintings: Sequence[Image.Image],
+    regions: Regions,
+) -> tuple[list[float], float | None]:
+    """Each painting's distance inside its region, and the photo's PSNR outside them all
+    (None where the masks leave nothing of it)."""
+    w, h = picture.size
+    inside = []
+    for i, painting in enumerate(paintings):
+        (index,) = [r for r, region in enumerate(regions.regions) if i in region.styles]
+        inside.append(
+            scorer.region_distance(picture, painting, _grey(regions.weights(h, w)[index]))
+        )
+    band = math.ceil(3 * FEATHER * max(w, h))  # three of the feather's deviations
+    try:
+        return inside, kept_psnr(picture, photo, _grey(regions.painted(h, w)[0]), band)
+    except ValueError:  # masks that leave nothing of the photo
+        return inside, None
 
 
 def _grey(weight: Tensor) -> Image.Image:
@@ -160,26 +179,60 @@ def is_video(path: str | Path) -> bool:
     return kind_of(path) == "video"
 
 
+def check_video(
+    output: str | Path,
+    content: str | Path,
+    styles: int,
+    masks: Sequence[str | Path | Image.Image] = (),
+) -> tuple[VideoInfo, VideoInfo, dict[int, NumberedFrames]]:
+    """Refuse what cannot be scored before any work: the two videos' sections and the
+    masks given as a folder or video, which need one mask for every frame scored."""
+    from ..io.videoio import per_frame, probe  # PyAV: the [video] extra, loaded when needed
+
+    if not is_video(content):
+        raise InputError(
+            f"{Path(output).name} is a video; score it against the video it was made from "
+            "(--content INPUT_VIDEO)"
+        )
+    out_info, in_info = probe(output), probe(content)
+    frames = min(out_info.frames, in_info.frames)
+    if frames < 2:
+        raise InputError(f"{Path(output).name} has {out_info.frames} frame(s); need two or more")
+    if masks:
+        check_count(len(masks), styles)
+    videos = per_frame(masks)
+    for i, found in videos.items():
+        if len(found) < frames:
+            raise InputError(
+                f"mask '{masks[i]}' holds {len(found)} masks and {frames} frames are scored; "
+                "give one mask per frame (mask N goes with frame N)"
+            )
+    check_masks([videos[i].frame(0) if i in videos else m for i, m in enumerate(masks)])
+    return out_info, in_info, videos
+
+
 def evaluate_video(
     scorer: Scorer,
     output: str | Path,
     content: str | Path,
     styles: Sequence[ImageLike] = (),
+    masks: Sequence[str | Path | Image.Image] = (),
     *,
     on_frame: Callable[[int, int], None] | None = None,
 ) -> VideoEvaluation:
     """Scores a stylised video (or folder of frames) against the video it was made from.
 
     The flow is taken from the content frames, as the video benchmark does; frame i of the
-    output is paired with frame i of the content. `on_frame(done, total)` reports progress.
+    output is paired with frame i of the content. `masks` are as `styleshift video`'s (a
+    picture, an automatic mask found on every frame, or a folder or video of one mask per
+    frame): each painting is also scored inside its region, averaged over the frames, and
+    the photo outside them, in the worst frame. `on_frame(done, total)` reports progress.
     """
     from ..core import flow  # PyAV and OpenCV: the [video] extra, loaded when needed
     from ..io import videoio  # PyAV and OpenCV: the [video] extra, loaded when needed
 
-    out_info, in_info = videoio.probe(output), videoio.probe(content)
+    out_info, in_info, mask_frames = check_video(output, content, len(styles), masks)
     frames = min(out_info.frames, in_info.frames)
-    if frames < 2:
-        raise InputError(f"{Path(output).name} has {out_info.frames} frame(s); need two or more")
     notes = []
     if out_info.frames != in_info.frames:
         notes.append(
@@ -191,6 +244,8 @@ def evaluate_video(
     per_frame, shares = [], []
     content_scores: list[ContentScores] = []
     style_scores: list[list[StyleScores]] = [[] for _ in styles]
+    inside: list[list[float]] = [[] for _ in styles]
+    kept: list[float | None] = []
     size: tuple[int, int] = (0, 0)
     pairs = zip(videoio.read_frames(out_info), videoio.read_frames(in_info), strict=False)
     for index, (picture, source) in enumerate(pairs):
@@ -210,6 +265,18 @@ def evaluate_video(
         content_scores.append(scorer.content(picture, photo))
         for i, (_, painting) in enumerate(paintings):
             style_scores[i].append(scorer.style(picture, photo, painting))
+        if masks:
+            here = [mask_frames[i].frame(index) if i in mask_frames else m
+                    for i, m in enumerate(masks)]  # fmt: skip
+            regions = open_regions(here, source, len(styles))
+            if index == 0:
+                notes += regions.notes
+            distances, psnr = _region_scores(
+                scorer, picture, photo, [p for _, p in paintings], regions
+            )
+            for i, d in enumerate(distances):
+                inside[i].append(d)
+            kept.append(psnr)
         current = (np.asarray(photo), np.asarray(picture.convert("RGB")))
         if previous is not None:
             link = flow.pair(previous[0], current[0])
@@ -218,6 +285,7 @@ def evaluate_video(
         previous = current
         if on_frame is not None:
             on_frame(index + 1, frames)
+    measured = [k for k in kept if k is not None]
     return VideoEvaluation(
         output=Path(output).name,
         size=size,
@@ -225,12 +293,16 @@ def evaluate_video(
         temporal=Temporal(float(np.mean(per_frame)), float(np.mean(shares)), tuple(per_frame)),
         content=_mean_content(content_scores),
         styles=tuple(
-            StyleMatch(name, _mean_style(scores))
-            for (name, _), scores in zip(paintings, style_scores, strict=True)
+            StyleMatch(name, _mean_style(scores), _mean(distances))
+            for (name, _), scores, distances in zip(paintings, style_scores, inside, strict=True)
         ),
         notes=tuple(notes),
-        kept_psnr=None,
+        kept_psnr=min(measured) if measured else None,
     )
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if values else None
 
 
 def _content_lines(c: ContentScores) -> list[str]:
@@ -279,8 +351,10 @@ def describe(evaluation: Evaluation | VideoEvaluation) -> str:
     for match in evaluation.styles:
         lines += _style_lines(match)
     if evaluation.kept_psnr is not None:
+        worst = " in the worst frame" if isinstance(evaluation, VideoEvaluation) else ""
         lines.append(
-            f"photo kept outside the masks: PSNR {evaluation.kept_psnr:.1f} dB (inf: exactly)"
+            f"photo kept outside the masks: PSNR {evaluation.kept_psnr:.1f} dB{worst} "
+            "(inf: exactly)"
         )
     lines += [f"note: {n}" for n in evaluation.notes]
     return "\n".join(lines)

@@ -46,7 +46,7 @@ from ..io.videoio import (
     check_video_output,
     even_size,
     frame_name,
-    numbered_frames,
+    per_frame,
     probe,
     read_frames,
     write_output,
@@ -119,12 +119,8 @@ class VideoStylizer:
         self.styles = [as_image(s, what="style image") for s in as_list(styles)]
         self.options = resolve_options(options or Options(), engine.device, len(self.styles))
         check_options(self.options)
-        # A mask given as a folder holds one mask per frame of the whole input.
-        self._mask_frames = {
-            i: numbered_frames(Path(spec))
-            for i, spec in enumerate(self.options.mask or ())
-            if isinstance(spec, (str, os.PathLike)) and Path(spec).is_dir()
-        }
+        # A mask given as a folder or a video holds one mask per frame of the whole input.
+        self._mask_frames = per_frame(self.options.mask or ())
         self._first_frame = first_frame
         # The paintings' masks are the same every frame: opened once (an automatic one is
         # found once), their notes told with the first frame this stylizer makes.
@@ -207,11 +203,12 @@ class VideoStylizer:
         )
 
     def _masks_at(self, index: int) -> tuple[Any, ...] | None:
-        """The masks of frame `index` (1-based): a per-frame folder's file for it."""
+        """The masks of frame `index` (1-based): a per-frame folder's or video's for it."""
         if not self.options.mask:
             return self.options.mask
+        at = self._first_frame + index - 1
         return tuple(
-            self._mask_frames[i][self._first_frame + index - 1] if i in self._mask_frames else m
+            self._mask_frames[i].frame(at) if i in self._mask_frames else m
             for i, m in enumerate(self.options.mask)
         )
 
@@ -318,23 +315,22 @@ def check_options(options: Options) -> None:
 
 
 def _check_masks(masks: Sequence[Any], info: VideoInfo) -> None:
-    """Refuse a bad mask before any work: a folder of per-frame masks must hold one
-    (numbered, as frames are) for every frame of the section."""
-    still = []
-    for spec in masks:
-        if not (isinstance(spec, (str, os.PathLike)) and Path(spec).is_dir()):
-            still.append(spec)
-            continue
-        found = numbered_frames(Path(spec))
-        last = info.first + info.frames
+    """Refuse a bad mask before any work: a folder or video of per-frame masks must hold
+    one for every frame of the section."""
+    videos = per_frame(masks)
+    last = info.first + info.frames
+    for i, found in videos.items():
         if len(found) < last:
-            raise InputError(
-                f"mask folder '{spec}' holds {len(found)} numbered masks; frames "
-                f"{info.first + 1} to {last} need one each (named like the frames, "
-                "mask_0001.png and on)"
+            holds = (
+                f"mask folder '{masks[i]}' holds {len(found)} numbered masks"
+                if found.info.kind == "frames"
+                else f"mask video '{masks[i]}' has {len(found)} frames"
             )
-        still.append(found[info.first])
-    check_masks(still)
+            raise InputError(
+                f"{holds}; frames {info.first + 1} to {last} need one each (mask N goes "
+                "with frame N of the input)"
+            )
+    check_masks([videos[i].frame(info.first) if i in videos else m for i, m in enumerate(masks)])
 
 
 def check_settings(settings: VideoSettings) -> None:
@@ -512,7 +508,7 @@ def stylize_video(
     options = options or Options()
     resolved = resolve_options(options, resolve_device(options.device), len(style_paths))
     _check_masks(resolved.mask or (), info)
-    check_masks(resolved.style_mask or ())
+    check_masks(resolved.style_mask or (), "painting mask")
     work = Path(work_dir) if work_dir is not None else default_work_dir(out)
     manifest = _manifest(info, style_paths, resolved, settings)
     done = _prepare_work_dir(work, manifest, resume=resume, restart=overwrite, frames=info.frames)

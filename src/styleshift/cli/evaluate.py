@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import weights
-from ..core.errors import StyleshiftError
+from ..core.errors import OptionError
 from ..core.metrics import Scorer
 from ..core.regions import check_count, check_masks
 from ..io.image import as_image
@@ -38,8 +38,9 @@ def add_parser(commands: Any) -> None:
     )  # fmt: skip
     evaluate.add_argument(
         "--mask", type=list_of(str), default=(), metavar="LIST",
-        help="the masks the picture was made with, one per --style (as stylize's --mask): "
-        "each painting is also scored inside its mask, and the photo outside them",
+        help="the masks the picture or video was made with, one per --style (as stylize's "
+        "and video's --mask): each painting is also scored inside its mask, and the photo "
+        "outside them (in a video's worst frame)",
     )  # fmt: skip
     evaluate.add_argument("--json", action="store_true", help="print the scores as JSON")
     evaluate.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
@@ -51,26 +52,23 @@ def run(args: argparse.Namespace) -> int:
 
     for painting in args.styles:  # every mistake before the network loads
         as_image(painting, what="style image")
-    if args.mask:
-        check_count(len(args.mask), len(args.styles))
-        check_masks(args.mask)
+    if args.mask and not args.styles:
+        raise OptionError("--mask scores each painting inside its mask; name them with --style")
     if evaluate.is_video(args.output):
-        if args.mask:
-            raise StyleshiftError("--mask scores still pictures only; leave it out for a video")
-        if not evaluate.is_video(args.content):
-            raise StyleshiftError(
-                f"{args.output} is a video; score it against the video it was made from "
-                "(--content INPUT_VIDEO)"
-            )
+        evaluate.check_video(args.output, args.content, len(args.styles), args.mask)
         scorer = Scorer(weights.load_state_dict(weights.ensure_weights()))
         reporter = Reporter(enabled=not args.quiet and sys.stderr.isatty())
         try:
             result: Any = evaluate.evaluate_video(
-                scorer, args.output, args.content, args.styles, on_frame=reporter.count
-            )
+                scorer, args.output, args.content, args.styles, args.mask,
+                on_frame=reporter.count,
+            )  # fmt: skip
         finally:
             reporter.close()
     else:
+        if args.mask:
+            check_count(len(args.mask), len(args.styles))
+            check_masks(args.mask)
         as_image(args.output, what="output")
         as_image(args.content, what="content image")
         scorer = Scorer(weights.load_state_dict(weights.ensure_weights()))

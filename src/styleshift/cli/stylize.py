@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if options.init not in INIT_STARTS:
         as_image(options.init, what="init image")
     check_masks(options.mask or ())
-    check_masks(options.style_mask or ())
+    check_masks(options.style_mask or (), "painting mask")
     reporter = Reporter(enabled=not args.quiet and sys.stderr.isatty())
     try:
         engine = load_engine(args, str(device), reporter)

@@ -185,7 +185,7 @@ class Options:
         "white, and the photo stays where every mask is black (grey between; the border is "
         "feathered); give two styles the same mask to blend them there; auto:subject or "
         "auto:background finds the photo's subject (GrabCut) instead of a drawn mask; for "
-        "a video, a folder of numbered masks gives each frame its own "
+        "a video, a folder of numbered masks or a video of masks gives each frame its own "
         "(default: the whole picture)",
         COMMON,
     )

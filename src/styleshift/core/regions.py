@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import cast
 
 import numpy as np
@@ -23,6 +24,7 @@ from PIL import Image, ImageFilter
 from torch import Tensor
 
 from ..io.image import as_image
+from ..io.media import kind_of
 from .errors import InputError, OptionError, choice_hint
 
 AUTO = ("auto:subject", "auto:background")
@@ -147,13 +149,24 @@ def open_painting_mask(
     return Regions((Region(mask, (0,)),)), tuple(notes)
 
 
-def check_masks(masks: Sequence[str | os.PathLike[str] | Image.Image]) -> None:
+def check_masks(masks: Sequence[str | os.PathLike[str] | Image.Image], what: str = "mask") -> None:
     """Refuse an unknown automatic mask or an unreadable mask file, before any work."""
     for spec in masks:
         if isinstance(spec, str) and spec.startswith("auto:"):
             _check_auto(spec)
         else:
-            as_image(spec, what="mask")
+            _picture(spec, what)
+
+
+def _picture(spec: str | os.PathLike[str] | Image.Image, what: str) -> Image.Image:
+    """A mask file as a picture; a folder or video of masks gets its own word."""
+    if not isinstance(spec, Image.Image) and Path(spec).exists() and kind_of(spec) == "video":
+        holds = "folder" if Path(spec).is_dir() else "video"
+        raise InputError(
+            f"{what} '{os.fspath(spec)}' is a {holds}; give a picture (only "
+            "`styleshift video --mask` takes one mask per frame, as a folder or a video)"
+        )
+    return as_image(spec, what=what)
 
 
 def _check_auto(spec: str) -> None:
@@ -185,7 +198,7 @@ def _open_mask(
         _check_auto(spec)
         mask = subject_mask(photo)
         return mask if spec == "auto:subject" else mask.point(lambda v: 255 - v)
-    image = as_image(spec, what="mask")
+    image = _picture(spec, "mask" if over == "photo" else f"{over} mask")
     if image.mode == "RGBA":  # transparent is black: a region painted on an empty layer
         black = Image.new("RGB", image.size)
         black.paste(image, mask=image.getchannel("A"))

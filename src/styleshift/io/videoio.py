@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -27,13 +27,15 @@ from PIL import Image
 from ..core.errors import InputError, OutputError, one_line
 from .files import TEMP_PREFIX, atomic_path, fsync_dir, remove_own, write_error
 from .image import INPUT_FORMATS, as_image
-from .media import IMAGE_SUFFIXES
+from .media import IMAGE_SUFFIXES, kind_of
 
 __all__ = [
     "VIDEO_SUFFIXES",
+    "NumberedFrames",
     "VideoInfo",
     "check_video_output",
     "even_size",
+    "per_frame",
     "probe",
     "read_frames",
     "write_output",
@@ -225,7 +227,7 @@ def _variable_rate(times: list[int], rate: Fraction, time_base: Fraction | None)
     return any(abs(gap - step) > step / 2 for gap in gaps)
 
 
-def read_frames(info: VideoInfo) -> Iterator[Image.Image]:
+def read_frames(info: VideoInfo) -> Generator[Image.Image, None, None]:
     """The frames of the section, as RGB images, in order."""
     if info.kind == "frames":
         for file in info.files[info.first : info.first + info.frames]:
@@ -244,6 +246,54 @@ def read_frames(info: VideoInfo) -> Iterator[Image.Image]:
                 index += 1
         except av.error.FFmpegError as e:
             raise InputError(f"{_q(info.path)} is corrupt ({one_line(e)}); re-export it") from None
+
+
+class NumberedFrames:
+    """The frames of a video file or a folder of numbered frames, by number (0-based):
+    per-frame masks. A video decodes forward, so asking in order costs one decode a frame
+    and asking for an earlier frame starts it over."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        # Matched by number, not by time: any rate will do, a variable one too.
+        self.info = probe(path, fps=float(DEFAULT_FPS))
+        self._reader: Generator[Image.Image, None, None] | None = None
+        self._next = 0
+
+    def __len__(self) -> int:
+        return self.info.first + self.info.frames
+
+    def frame(self, index: int) -> Path | Image.Image:
+        """Frame `index`: a folder's file (named in notes by its path), or a decoded frame."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"frame {index} of {len(self)}")
+        if self.info.kind == "frames":
+            return self.info.files[index]
+        if self._reader is None or index < self._next:
+            if self._reader is not None:
+                self._reader.close()
+            self._reader, self._next = read_frames(self.info), 0
+        for image in self._reader:
+            self._next += 1
+            if self._next > index:
+                return image
+        raise InputError(f"{_q(self.info.path)} ended early; it may be truncated")
+
+
+def per_frame(specs: Sequence[object]) -> dict[int, NumberedFrames]:
+    """Those of `specs` (masks, say) that are a video file or a folder of numbered
+    pictures, by their place in `specs`: each gives one picture per frame."""
+    return {
+        i: NumberedFrames(spec)
+        for i, spec in enumerate(specs)
+        if isinstance(spec, (str, os.PathLike)) and _exists(spec) and kind_of(spec) == "video"
+    }
+
+
+def _exists(path: str | os.PathLike[str]) -> bool:
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):  # a name too long or with a NUL: not a file here
+        return False
 
 
 def check_video_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
