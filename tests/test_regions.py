@@ -114,7 +114,7 @@ def test_bad_masks_are_refused_by_name_and_odd_ones_noted(
     with pytest.raises(OptionError, match="did you mean 'auto:subject'"):
         open_regions(["auto:subjet"], photo, 1)
     # One mask per frame is for a video; a still picture is told so.
-    with pytest.raises(InputError, match="is a folder; give a picture .*styleshift video --mask"):
+    with pytest.raises(InputError, match=r"is a folder; give a picture .*styleshift video --mask"):
         open_regions([str(tmp_path)], photo, 1)
     square, black = Image.new("L", (50, 50), 255), Image.new("L", photo.size, 0)
     notes = open_regions([square, black], photo, 2).notes

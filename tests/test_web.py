@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from optional import need
-from styleshift import InputError, OptionError, Options, StyleTransfer, cli
+from styleshift import InputError, OptionError, Options, Result, StyleTransfer, cli
 
 need("gradio")
 
@@ -248,6 +248,50 @@ def test_a_region_painted_on_the_photo_paints_there_and_keeps_the_rest(
     done = stylist.save(job.result, photo, [painting], web.DRAWN_NAME)
     settings = json.loads(done.options.read_text())["options"]
     assert settings["mask"] == ["painted on the page"]
+
+
+def _result(job: Job) -> Result:
+    asyncio.run(_finish(job))
+    assert job.result is not None, job.error
+    return job.result
+
+
+def test_a_style_taken_from_the_part_of_its_painting_drawn_on(
+    stylist: web.Stylist, photo: dict[str, str], painting: dict[str, str], uploads: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """Drawing over the left of a painting warm on the left and cool on the right turns
+    the photo warm, over its right cool; an undrawn painting is taken whole, and the
+    saved options say which was which."""
+    noise = np.random.default_rng(0).uniform(0, 1, (96, 64, 1))
+    warm = np.concatenate([0.4 + 0.6 * noise, 0.3 * noise, 0.1 * noise], axis=2)
+    cool = np.concatenate([0.1 * noise, 0.3 * noise, 0.4 + 0.6 * noise], axis=2)
+    split = Image.fromarray((np.concatenate([warm, cool], axis=1) * 255).astype(np.uint8))
+    split.save(tmp_path / "split.png")
+    two = _upload(uploads, tmp_path / "split.png")
+    instant = {"preset": "instant", "size": 64, "precision": "float32"}
+    redness = {}
+    for side in ("left", "right"):
+        strokes = Image.new("RGBA", (128, 96), (0, 0, 0, 0))
+        strokes.paste((255, 255, 255, 255), (0, 0, 64, 96) if side == "left" else (64, 0, 128, 96))
+        strokes.save(tmp_path / f"{side}.png")
+        drawn = {"layers": [_upload(uploads, tmp_path / f"{side}.png")["path"]]}
+        job = stylist.job(photo, [(two, 1.0)], instant, painting_drawings=[drawn])
+        result = _result(job)
+        rgb = np.asarray(result.image.convert("RGB"), np.float64)
+        redness[side] = float(rgb[..., 0].mean() - rgb[..., 2].mean())
+    assert redness["left"] > 100 and redness["right"] < -100, redness
+    # Two styles, one drawn on: the other is taken whole, and nothing drawn means no mask.
+    job = stylist.job(photo, [(two, 1.0), (painting, 1.0)], instant, painting_drawings=[drawn])
+    assert [m.getextrema() for m in job._options.style_mask] == [(0, 255), (255, 255)]
+    done = stylist.save(_result(job), photo, [two, painting])
+    settings = json.loads(done.options.read_text())["options"]
+    assert settings["style_mask"] == ["painted on the page", "the whole painting"]
+    plain = stylist.job(photo, [(two, 1.0)], instant, painting_drawings=[{"layers": []}, None])
+    assert plain._options.style_mask is None
+    with pytest.raises(InputError, match="was not uploaded through this page"):
+        stylist.job(photo, [(two, 1.0)], instant,
+                    painting_drawings=[{"layers": [str(tmp_path / "left.png")]}])  # fmt: skip
 
 
 def test_missing_images_are_asked_for(

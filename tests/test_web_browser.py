@@ -137,22 +137,7 @@ def test_paint_where_the_styles_go_in_the_browser(
         page.get_by_text("Paint only part of the photo").click()
         page.locator("#region input").click()
         page.get_by_role("option", name="where I paint on the photo").click()
-        canvas = page.locator("#drawing canvas").first
-        canvas.wait_for(state="visible", timeout=10_000)
-        canvas.scroll_into_view_if_needed()
-        page.locator("#drawing button[aria-label='Brush']").click()
-        box = canvas.bounding_box()
-        assert box is not None
-        # Three strokes across the middle of the photo, which the editor shows centred.
-        for offset in (0.0, 0.03, 0.06):
-            page.mouse.move(
-                box["x"] + box["width"] * (0.4 + offset), box["y"] + box["height"] * 0.3
-            )
-            page.mouse.down()
-            for step in range(1, 11):
-                page.mouse.move(box["x"] + box["width"] * (0.4 + offset + 0.02 * step),
-                                box["y"] + box["height"] * (0.3 + 0.04 * step))  # fmt: skip
-            page.mouse.up()
+        _paint_strokes(page, "#drawing")
         page.locator("#stylise").click()
         page.locator("#status").get_by_text(re.compile("done in")).wait_for(timeout=60_000)
         saved = _download_png(page, tmp_path)
@@ -165,6 +150,51 @@ def test_paint_where_the_styles_go_in_the_browser(
     # The stroke is painted and the rest keeps the photo: a band, not all or nothing.
     share = float((changed.max(axis=2) > 24).mean())
     assert 0.05 < share < 0.5, share
+
+
+def test_take_the_style_from_part_of_the_painting_in_the_browser(
+    chromium: dict[str, Any], server: str, images: Path, tmp_path: Path
+) -> None:
+    """Each painting appears in its own drawing editor once it is chosen; strokes over it
+    say where its style comes from."""
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(**chromium)
+        page = browser.new_page(viewport={"width": 1280, "height": 1600}, accept_downloads=True)
+        page.goto(server)
+        page.locator("#content input[type=file]").set_input_files(
+            images / "content" / "kodim23_parrots.png"
+        )
+        page.locator("#style-1 input[type=file]").set_input_files(
+            images / "style" / "hokusai_great_wave.jpg"
+        )
+        page.locator("#opt-preset").get_by_text("instant", exact=True).click()
+        _fill(page, "#opt-size input[type=number]", "128")
+        page.get_by_text("Take each style from part of its painting").click()
+        assert not page.locator("#painting-drawing-2").is_visible()  # no second painting
+        _paint_strokes(page, "#painting-drawing-1")
+        page.locator("#stylise").click()
+        page.locator("#status").get_by_text(re.compile("done in")).wait_for(timeout=60_000)
+        saved = _download_png(page, tmp_path)
+        browser.close()
+    with Image.open(saved) as im:
+        assert '"style_mask": ["painted on the page"]' in im.info["styleshift"]
+
+
+def _paint_strokes(page: Any, editor: str) -> None:
+    """Three brush strokes across the middle of the picture an editor shows centred."""
+    canvas = page.locator(f"{editor} canvas").first
+    canvas.wait_for(state="visible", timeout=10_000)
+    canvas.scroll_into_view_if_needed()
+    page.locator(f"{editor} button[aria-label='Brush']").click()
+    box = canvas.bounding_box()
+    assert box is not None
+    for offset in (0.0, 0.03, 0.06):
+        page.mouse.move(box["x"] + box["width"] * (0.4 + offset), box["y"] + box["height"] * 0.3)
+        page.mouse.down()
+        for step in range(1, 11):
+            page.mouse.move(box["x"] + box["width"] * (0.4 + offset + 0.02 * step),
+                            box["y"] + box["height"] * (0.3 + 0.04 * step))  # fmt: skip
+        page.mouse.up()
 
 
 def _download_png(page: Any, folder: Path) -> Path:

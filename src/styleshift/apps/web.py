@@ -61,8 +61,8 @@ MAIN_OPTIONS = tuple(name for row in MAIN_ROWS for name in row)
 # The device, its arithmetic and the memory budget are the server's choice; blend
 # weights sit next to each style image.
 SERVER_OPTIONS = ("device", "precision", "max_memory", "style_blend", "model")
-# Where the styles paint and come from: the page's own choices and uploads, never a path
-# typed in a form (the page offers no painting masks yet).
+# Where the styles paint and come from: the page's own choices, uploads and drawings, never
+# a path typed in a form.
 PAGE_OPTIONS = ("mask", "style_mask")
 REGIONS = {
     "the whole picture": None,
@@ -72,6 +72,7 @@ REGIONS = {
     "where I paint on the photo": "drawn",
 }
 DRAWN_NAME = "painted on the page"  # what a drawn mask is called in the saved options
+WHOLE_NAME = "the whole painting"  # a painting's mask where nothing was painted on it
 STYLE_SLOTS = 3
 
 
@@ -163,8 +164,18 @@ def load_upload(value: Any, uploads: Path, what: str, max_pixels: int) -> Image.
 
 
 def drawn_mask(value: Any, uploads: Path, max_pixels: int) -> Image.Image:
-    """The mask a visitor painted over the photo in the drawing editor: wherever a brush
-    touched any layer (its opacity, so a soft brush gives grey)."""
+    """The mask a visitor painted over the photo in the drawing editor."""
+    painted = painted_layers(value, uploads, max_pixels)
+    if painted is None:
+        raise InputError(
+            "nothing is painted on the photo; paint where the styles go, or choose another region"
+        )
+    return painted
+
+
+def painted_layers(value: Any, uploads: Path, max_pixels: int) -> Image.Image | None:
+    """Wherever a brush touched any layer of a drawing editor's value (its opacity, so a
+    soft brush gives grey); None where nothing is painted."""
     layers = value.get("layers") if isinstance(value, Mapping) else None
     painted: Image.Image | None = None
     for layer in layers or ():
@@ -174,11 +185,7 @@ def drawn_mask(value: Any, uploads: Path, max_pixels: int) -> Image.Image:
             strokes.getchannel("A") if strokes.mode == "RGBA" else Image.new("L", strokes.size, 255)
         )
         painted = alpha if painted is None else ImageChops.lighter(painted, alpha)
-    if painted is None or painted.getbbox() is None:
-        raise InputError(
-            "nothing is painted on the photo; paint where the styles go, or choose another region"
-        )
-    return painted
+    return None if painted is None or painted.getbbox() is None else painted
 
 
 def _sweep(root: Path, age: float) -> None:
@@ -215,10 +222,13 @@ class Stylist:
         form: Mapping[str, Any],
         region: str | None = None,
         mask: Any = None,
+        painting_drawings: Sequence[Any] = (),
     ) -> Job:
         """A job for one request; raises StyleshiftError with a message for the visitor.
         `region` is one of REGIONS; `mask` is its picture: an uploaded mask, or the
-        drawing editor's value (its layers are what the visitor painted)."""
+        drawing editor's value (its layers are what the visitor painted).
+        `painting_drawings` are the editors' values over the paintings, one per entry of
+        `styles`: where a style is taken from (unpainted: the whole painting)."""
         chosen = [(s, w) for s, w in styles if s]
         options = without_foreign(options_from_form(form))
         if options.init not in INIT_STARTS:
@@ -248,6 +258,17 @@ class Stylist:
         pixels = self.config.max_pixels
         image = load_upload(content, self.uploads, "content image", pixels)
         paintings = [load_upload(s, self.uploads, "style image", pixels) for s, _ in chosen]
+        given = [*painting_drawings, *[None] * len(styles)]  # a missing drawing: none
+        drawings = [d for (s, _), d in zip(styles, given, strict=False) if s]
+        painted = [painted_layers(d, self.uploads, pixels) for d in drawings]
+        if any(p is not None for p in painted):
+            resolved = dataclasses.replace(
+                resolved,
+                style_mask=tuple(
+                    Image.new("L", painting.size, 255) if p is None else p  # type: ignore[misc]
+                    for p, painting in zip(painted, paintings, strict=True)
+                ),
+            )
         return Job(
             self.engine,
             image,
@@ -292,6 +313,11 @@ class Stylist:
         settings = result.options.to_dict()
         if settings["mask"]:
             settings["mask"] = [m if isinstance(m, str) else _name(mask) for m in settings["mask"]]
+        if settings["style_mask"]:  # the page's are drawings, or white for a whole painting
+            settings["style_mask"] = [
+                WHOLE_NAME if m.getextrema() == (255, 255) else DRAWN_NAME
+                for m in settings["style_mask"]
+            ]
         metadata = provenance(_name(content), [_name(s) for s in styles if s], settings)
         rgb, alpha = split_alpha(result.image)
         png = save_image(rgb, folder / f"{stem}-styled.png", metadata=metadata, alpha=alpha)
@@ -372,6 +398,15 @@ def _style_slot(number: int) -> tuple[gr.Image, gr.Slider]:
     return image, weight
 
 
+def _drawing(label: str, elem_id: str, visible: bool = True) -> gr.ImageEditor:
+    """An editor that paints in white over a picture set as its background."""
+    return gr.ImageEditor(
+        label=label, type="filepath", image_mode="RGBA", sources=(), transforms=(),
+        layers=False, height=260, brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"),
+        elem_id=elem_id, visible=visible,
+    )  # fmt: skip
+
+
 def _status(text: str) -> str:
     return f"**{html.escape(text)}**"
 
@@ -409,12 +444,13 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
                     mask = gr.Image(label="Mask (white: paint, black: keep the photo)",
                                     type="filepath", sources=["upload"], height=120,
                                     elem_id="mask")  # fmt: skip
-                    drawing = gr.ImageEditor(
-                        label="Paint where the styles go", type="filepath", image_mode="RGBA",
-                        sources=(), transforms=(), layers=False, height=260,
-                        brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"),
-                        elem_id="drawing",
-                    )  # fmt: skip
+                    drawing = _drawing("Paint where the styles go", "drawing")
+                with gr.Accordion("Take each style from part of its painting", open=False):
+                    painting_drawings = [
+                        _drawing(f"Paint where style {i} comes from (unpainted: all of it)",
+                                 f"painting-drawing-{i}", visible=i == 1)
+                        for i in range(1, STYLE_SLOTS + 1)
+                    ]  # fmt: skip
                 for row in MAIN_ROWS:
                     with gr.Row():
                         for name in row:
@@ -435,8 +471,16 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
                                 interactive=False, elem_id="downloads")  # fmt: skip
 
         preset, size = typing.cast(gr.Radio, widgets["preset"]), widgets["size"]
-        # The photo is the drawing's background: the visitor paints over it.
+        # The photo is the drawing's background: the visitor paints over it; so is each
+        # painting for its own drawing, shown once there is a painting to draw on.
         content.change(lambda photo: photo, content, drawing, queue=False)
+        for number, ((image, _), editor) in enumerate(zip(slots, painting_drawings, strict=True)):
+            image.change(
+                lambda painting, first=number == 0: gr.update(
+                    value=painting, visible=first or painting is not None
+                ),
+                image, editor, queue=False,
+            )  # fmt: skip
 
         def preset_size(name: str) -> Any:
             value = resolve_options(Options(preset=name), engine.device).size  # type: ignore[arg-type]
@@ -467,7 +511,9 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
 
             thumbs.select(pick, None, slots[0][0], queue=False)
 
-        inputs: set[gr.blocks.Block] = {content, region, mask, drawing, *widgets.values()}
+        inputs: set[gr.blocks.Block] = {
+            content, region, mask, drawing, *painting_drawings, *widgets.values()
+        }  # fmt: skip
         for image, weight in slots:
             inputs |= {image, weight}
         outputs = [status, preview, files]
@@ -479,6 +525,7 @@ def build_app(engine: StyleTransfer, config: WebConfig) -> gr.Blocks:
                 job = stylist.job(
                     data[content], styles, {name: data[w] for name, w in widgets.items()},
                     data[region], data[drawing] if drawn else data[mask],
+                    [data[d] for d in painting_drawings],
                 )  # fmt: skip
             except StyleshiftError as e:
                 yield _status(f"error: {e}"), gr.skip(), gr.skip()
