@@ -142,13 +142,16 @@ def test_style_training_refusals_name_the_problem(
         train([photos], out, TrainSettings(**{**TINY.__dict__, "start_from": str(shipped_model())}))
 
 
+@pytest.mark.parametrize("style_loss", ["statistics", "gram"])
 def test_a_style_weight_teaches_the_decoder_to_paint(
-    photos: Path, images: Path, tmp_path: Path, weights_file: Path
+    photos: Path, images: Path, tmp_path: Path, weights_file: Path, style_loss: str
 ) -> None:
     """On a fixed batch, steps of the style objective bring the shipped relu3_1 decoder's
-    stylised crops nearer the paintings' statistics while it still rebuilds the photos;
-    `train` reports the terms and writes a model that loads."""
-    settings = TrainSettings(level="relu3_1", style_weight=5.0, precision="float32")
+    stylised crops nearer the paintings' statistics (or Gram matrices) while it still
+    rebuilds the photos; `train` reports the terms and writes a model that loads."""
+    settings = TrainSettings(
+        level="relu3_1", style_weight=5.0, precision="float32", style_loss=style_loss
+    )
     layers = feature_layers("relu3_1")
     encoder = VGGFeatures(load_state_dict(weights_file), layers, "max", torch.float32)
     decoder = load_model(shipped_model("relu3_1"))[0].float().requires_grad_(True)
@@ -170,7 +173,8 @@ def test_a_style_weight_teaches_the_decoder_to_paint(
         loss.backward()
         optimiser.step()
     assert set(terms[0]) == {"pixel", "feature", "content", "style"}
-    assert float(terms[-1]["style"]) < 0.6 * float(terms[0]["style"])  # measured 0.46
+    # Measured: 0.46 (statistics), 0.40 (Gram).
+    assert float(terms[-1]["style"]) < 0.6 * float(terms[0]["style"])
     assert float(terms[-1]["pixel"]) < 2 * float(terms[0]["pixel"])  # still rebuilds photos
 
     folder = tmp_path / "paintings"
@@ -178,7 +182,8 @@ def test_a_style_weight_teaches_the_decoder_to_paint(
     shutil.copy(images / "style" / "klimt_the_kiss.jpg", folder)
     seen: list[TrainProgress] = []
     out = tmp_path / "painted.safetensors"
-    tiny = TrainSettings(**{**TINY.__dict__, "steps": 3, "style_weight": 5.0})
+    tiny = TrainSettings(**{**TINY.__dict__, "steps": 3, "style_weight": 5.0,
+                            "style_loss": style_loss})  # fmt: skip
     result = train([photos], out, tiny, styles=[folder], callback=seen.append)
     assert all(p.style is not None and p.style > 0 for p in seen)
     assert {"content", "style"} <= set(result.history[-1])

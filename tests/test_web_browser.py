@@ -124,23 +124,12 @@ def test_paint_where_the_styles_go_in_the_browser(
     """The photo appears in the drawing editor; a brush stroke over it is the region."""
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(**chromium)
-        page = browser.new_page(viewport={"width": 1280, "height": 1600}, accept_downloads=True)
-        page.goto(server)
-        page.locator("#content input[type=file]").set_input_files(
-            images / "content" / "kodim23_parrots.png"
-        )
-        page.locator("#style-1 input[type=file]").set_input_files(
-            images / "style" / "hokusai_great_wave.jpg"
-        )
-        page.locator("#opt-preset").get_by_text("instant", exact=True).click()
-        _fill(page, "#opt-size input[type=number]", "128")
+        page = _instant_page(browser, server, images)
         page.get_by_text("Paint only part of the photo").click()
         page.locator("#region input").click()
         page.get_by_role("option", name="where I paint on the photo").click()
         _paint_strokes(page, "#drawing")
-        page.locator("#stylise").click()
-        page.locator("#status").get_by_text(re.compile("done in")).wait_for(timeout=60_000)
-        saved = _download_png(page, tmp_path)
+        saved = _stylise_and_download(page, tmp_path)
         browser.close()
     with Image.open(saved) as im:
         assert "painted on the page" in im.info["styleshift"]
@@ -159,25 +148,29 @@ def test_take_the_style_from_part_of_the_painting_in_the_browser(
     say where its style comes from."""
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(**chromium)
-        page = browser.new_page(viewport={"width": 1280, "height": 1600}, accept_downloads=True)
-        page.goto(server)
-        page.locator("#content input[type=file]").set_input_files(
-            images / "content" / "kodim23_parrots.png"
-        )
-        page.locator("#style-1 input[type=file]").set_input_files(
-            images / "style" / "hokusai_great_wave.jpg"
-        )
-        page.locator("#opt-preset").get_by_text("instant", exact=True).click()
-        _fill(page, "#opt-size input[type=number]", "128")
+        page = _instant_page(browser, server, images)
         page.get_by_text("Take each style from part of its painting").click()
         assert not page.locator("#painting-drawing-2").is_visible()  # no second painting
         _paint_strokes(page, "#painting-drawing-1")
-        page.locator("#stylise").click()
-        page.locator("#status").get_by_text(re.compile("done in")).wait_for(timeout=60_000)
-        saved = _download_png(page, tmp_path)
+        saved = _stylise_and_download(page, tmp_path)
         browser.close()
     with Image.open(saved) as im:
         assert '"style_mask": ["painted on the page"]' in im.info["styleshift"]
+
+
+def _instant_page(browser: Any, server: str, images: Path) -> Any:
+    """A tall page with a photo and a painting, set to a small instant picture."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1600}, accept_downloads=True)
+    page.goto(server)
+    page.locator("#content input[type=file]").set_input_files(
+        images / "content" / "kodim23_parrots.png"
+    )
+    page.locator("#style-1 input[type=file]").set_input_files(
+        images / "style" / "hokusai_great_wave.jpg"
+    )
+    page.locator("#opt-preset").get_by_text("instant", exact=True).click()
+    _fill(page, "#opt-size input[type=number]", "128")
+    return page
 
 
 def _paint_strokes(page: Any, editor: str) -> None:
@@ -195,6 +188,12 @@ def _paint_strokes(page: Any, editor: str) -> None:
             page.mouse.move(box["x"] + box["width"] * (0.4 + offset + 0.02 * step),
                             box["y"] + box["height"] * (0.3 + 0.04 * step))  # fmt: skip
         page.mouse.up()
+
+
+def _stylise_and_download(page: Any, folder: Path) -> Path:
+    page.locator("#stylise").click()
+    page.locator("#status").get_by_text(re.compile("done in")).wait_for(timeout=60_000)
+    return _download_png(page, folder)
 
 
 def _download_png(page: Any, folder: Path) -> Path:

@@ -8,7 +8,8 @@ are needed: any style is applied at run time by a feature transform.
 With paintings (`styles`) and a style weight, part of each batch is stylised by AdaIN
 before decoding and trained with Huang and Belongie's objective instead: the decoded
 picture's features must keep the transformed ones (content) and its channel statistics
-at every level must match the painting's (style). A decoder trained so paints more
+(or, with `style_loss="gram"`, its Gram matrices) at every level must match the
+painting's (style). A decoder trained so paints more
 strongly than one that only learnt to invert, since inverting alone rebuilds the deep
 statistics that AdaIN set but not the shallow ones that carry strokes and colour.
 
@@ -31,7 +32,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -41,7 +42,7 @@ from torch import Tensor, nn
 
 from ..core.device import Device, Precision, resolve_device, resolve_precision
 from ..core.errors import InputError, OptionError
-from ..core.losses import relative_mse
+from ..core.losses import gram_matrix, relative_mse
 from ..core.results import time_left
 from ..core.vgg import LAYERS, Level, Pooling, VGGFeatures, check_level, stride
 from ..core.weights import ensure_weights, load_state_dict
@@ -53,6 +54,9 @@ from .transforms import adain
 
 CHECKPOINT_FORMAT = "styleshift-train-v1"
 PREFETCH = 4  # batches cut ahead, each in its own thread
+
+
+StyleMeasure = Literal["statistics", "gram"]
 
 
 def _field(default: Any, help: str) -> Any:
@@ -82,6 +86,12 @@ class TrainSettings:
     stylised_share: float = _field(
         0.5, "share of each batch stylised when --style-weight is set; the rest is rebuilt"
     )
+    style_loss: StyleMeasure = _field(
+        "statistics",
+        "what the style loss matches at every level: the channels' means and spreads "
+        "(statistics, as Huang and Belongie) or their Gram matrices (gram, as the "
+        "optimisation and the quality scores do)",
+    )
     start_from: str | None = _field(
         None, "a decoder of the same level to start from instead of random weights (fine-tuning)"
     )
@@ -99,7 +109,7 @@ class TrainSettings:
     # What a resumed run must share with its checkpoint.
     FIXED = (
         "level", "batch_size", "crop", "pooling", "pixel_weight", "feature_weight",
-        "style_weight", "stylised_share",
+        "style_weight", "stylised_share", "style_loss",
     )  # fmt: skip
 
 
@@ -197,6 +207,12 @@ def _statistics(features: Tensor) -> tuple[Tensor, Tensor]:
     return flat.mean(2), flat.std(2)
 
 
+def gram_distance(features: Tensor, style: Tensor) -> Tensor:
+    """How far features' Gram matrices are from the style's, relative to the style's own
+    (the optimisation's style term, for a batch of pairs)."""
+    return relative_mse(gram_matrix(features), gram_matrix(style))
+
+
 def style_distance(features: Tensor, style: Tensor) -> Tensor:
     """How far features' channel statistics are from the style's, relative to the
     style's own (so that every layer counts alike)."""
@@ -253,8 +269,9 @@ class Reconstruction(nn.Module):
         loss = s.pixel_weight * pixel + s.feature_weight * feature
         if styles is not None:
             terms["content"] = relative_mse(features[s.level][:k], decoded[:k])
+            distance = gram_distance if s.style_loss == "gram" else style_distance
             terms["style"] = sum(
-                (style_distance(features[n][:k], style_features[n]) for n in targets), zero
+                (distance(features[n][:k], style_features[n]) for n in targets), zero
             ) / len(targets)
             loss = loss + s.feature_weight * terms["content"] + s.style_weight * terms["style"]
         return loss, {name: value.detach() for name, value in terms.items()}
