@@ -331,6 +331,22 @@ def test_outputs_carry_provenance_and_the_manifests_format(
         assert im.format == "JPEG"
 
 
+def test_a_manifest_row_never_replaces_its_own_input(
+    photos: Path, styles: list[Path], tmp_path: Path
+) -> None:
+    """A row whose output is its own photo, in the folder it is read from: that row
+    fails by name, --overwrite or not, and the photo is as it was."""
+    shutil.copy(photos / "kodim23_parrots.png", tmp_path / "parrots.png")
+    before = (tmp_path / "parrots.png").read_bytes()
+    manifest = tmp_path / "jobs.csv"
+    manifest.write_text("content,output\nparrots.png,parrots.png\nparrots.png,new.png\n")
+    jobs = plan([manifest], styles[:1], Options(preset="instant", size=64))
+    results = list(run_batch(jobs, tmp_path, workers=1, overwrite=True))
+    assert [r.status for r in results] == ["failed", "done"]
+    assert "is also an input of this run" in str(results[0].error)
+    assert (tmp_path / "parrots.png").read_bytes() == before
+
+
 def test_a_manifest_row_paints_only_its_mask(
     photos: Path, styles: list[Path], tmp_path: Path
 ) -> None:

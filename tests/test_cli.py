@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -209,6 +210,21 @@ def test_overwrite_replaces_the_output(tmp_path, images, weights_file):
     with Image.open(output) as img:
         assert img.size == (64, 48)
     assert "styleshift" in read_metadata(output)
+
+
+def test_overwrite_never_replaces_an_input_of_the_run(tmp_path, images, weights_file):
+    """`-o photo.jpg --overwrite` on the photo itself (or the painting, or a mask) is a
+    slip, not a wish: refused before any work, the file as it was."""
+    photo, painting, mask = tmp_path / "photo.png", tmp_path / "painting.png", tmp_path / "m.png"
+    Image.new("RGB", (64, 48), "red").save(photo)
+    shutil.copy(_style(images), painting)
+    Image.new("L", (64, 48), 255).save(mask)
+    base = ["stylize", str(photo), str(painting), "--mask", str(mask), "--overwrite", *TINY]
+    for target in (photo, painting, mask, tmp_path / "." / "photo.png"):
+        before = target.read_bytes()
+        code, _, err = _call([*base, "-o", str(target)])
+        assert code == 2 and "is also an input of this run" in _error_line(err), err
+        assert target.read_bytes() == before
 
 
 # -- intermediate images ----------------------------------------------------------------

@@ -481,6 +481,12 @@ def test_overwrite_never_deletes_a_users_work_folder_or_output_folder(
     assert cli.main([*base, "-o", str(frames), "-q"]) == 0
     assert cli.main([*base, "-o", str(frames), "-q", "--overwrite"]) == 0
     assert sorted(p.name for p in frames.iterdir()) == ["frame_000001.png", "frame_000002.png"]
+    # Those frames as the input, and their own folder as the output: never replaced.
+    again = ["video", str(frames), str(style), "--preset", "instant", "--size", "64", "-q"]
+    before = {p.name: p.read_bytes() for p in frames.iterdir()}
+    assert cli.main([*again, "-o", str(frames), "--overwrite"]) == 2
+    assert "is also an input of this run" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in frames.iterdir()} == before
 
 
 def test_a_users_file_in_a_styleshift_work_folder_survives_overwrite(

@@ -30,7 +30,7 @@ from ..core.errors import InputError, StyleshiftError, one_line
 from ..core.options import Options
 from ..core.regions import AUTO
 from ..core.settings_text import from_values
-from ..io.files import inside, provenance, write_bytes, write_error
+from ..io.files import inside, provenance, refuse_inputs, write_bytes, write_error
 from ..io.image import OUTPUT_FORMATS, save_image
 from ..io.media import Kind, kind_of
 from ..transfer import StyleTransfer
@@ -361,6 +361,8 @@ def _todo(jobs: Sequence[Job], folder: Path, overwrite: bool) -> tuple[list[Job]
             if job.error is not None:
                 raise InputError(job.error)
             target = inside(folder, job.output)
+            refuse_inputs(target, [job.content, *job.styles, *(job.options.mask or ()),
+                                   *(job.options.style_mask or ())])  # fmt: skip
         except StyleshiftError as e:
             settled.append(JobResult(job, "failed", error=one_line(e)))
             continue

@@ -38,7 +38,7 @@ from ..core.options import Options, resolve_options
 from ..core.regions import check_masks, open_painting_masks, open_regions
 from ..core.results import Progress, Result
 from ..core.version import __version__
-from ..io.files import TEMP_PREFIX, remove_own, write_json
+from ..io.files import TEMP_PREFIX, refuse_inputs, remove_own, write_json
 from ..io.image import ImageLike, as_image, as_list, save_image, scaled_size
 from ..io.videoio import (
     FRAME_NAME,
@@ -509,6 +509,7 @@ def stylize_video(
     resolved = resolve_options(options, resolve_device(options.device), len(style_paths))
     _check_masks(resolved.mask or (), info)
     check_masks(resolved.style_mask or (), "painting mask")
+    refuse_inputs(out, [input, *style_paths, *(resolved.mask or ()), *(resolved.style_mask or ())])
     work = Path(work_dir) if work_dir is not None else default_work_dir(out)
     manifest = _manifest(info, style_paths, resolved, settings)
     done = _prepare_work_dir(work, manifest, resume=resume, restart=overwrite, frames=info.frames)

@@ -15,7 +15,7 @@ from ..core.errors import OutputError, StyleshiftError
 from ..core.options import INIT_STARTS, resolve_options
 from ..core.regions import check_masks
 from ..core.results import Interrupted, Progress, Result, clock
-from ..io.files import provenance
+from ..io.files import provenance, refuse_inputs
 from ..io.image import as_image, check_output_path, save_image, split_alpha
 from .arguments import EXIT_INTERRUPTED, add_option_arguments, options_from_args
 from .network import load_engine
@@ -61,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
         as_image(options.init, what="init image")
     check_masks(options.mask or ())
     check_masks(options.style_mask or (), "painting mask")
+    refuse_inputs(
+        output,
+        [args.content, *args.styles, *(options.mask or ()), *(options.style_mask or ()),
+         options.init],
+    )  # fmt: skip
     reporter = Reporter(enabled=not args.quiet and sys.stderr.isatty())
     try:
         engine = load_engine(args, str(device), reporter)

@@ -51,6 +51,36 @@ def exists_error(name: str) -> OutputError:
     )
 
 
+def refuse_inputs(output: str | os.PathLike[str], inputs: Sequence[object]) -> None:
+    """Raise OutputError if `output` is one of a run's own input files or folders, or a
+    folder holding one: writing it would destroy what the run reads, with --overwrite
+    or without."""
+    folder = Path(output).is_dir()
+    for spec in inputs:
+        if not isinstance(spec, (str, os.PathLike)):
+            continue
+        if _same_file(output, spec) or (folder and _within(spec, output)):
+            raise OutputError(
+                f"output {quoted(os.fspath(output))} is also an input of this run "
+                f"({quoted(os.fspath(spec))}); writing it would replace that input: choose "
+                "another output name"
+            )
+
+
+def _within(path: str | os.PathLike[str], folder: str | os.PathLike[str]) -> bool:
+    try:
+        return Path(path).resolve().is_relative_to(Path(folder).resolve())
+    except (OSError, ValueError, RuntimeError):
+        return False
+
+
+def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # either one missing (an output not yet written)
+        return False
+
+
 def write_error(e: OSError, name: str) -> OutputError:
     """The one-line message for an OSError met while writing `name`."""
     if e.errno in _NO_SPACE_ERRNOS:
