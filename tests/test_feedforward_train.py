@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from styleshift.core.errors import InputError, OptionError
+from styleshift.core.errors import InputError, OptionError, OutputError
 from styleshift.core.vgg import VGGFeatures
 from styleshift.core.weights import load_state_dict
 from styleshift.feedforward.decoder import load_model
@@ -123,6 +123,12 @@ def test_refusals_name_the_problem(photos: Path, tmp_path: Path, weights_file: P
         train([photos], tmp_path / "x.safetensors", TrainSettings(level="relu9_1"))  # type: ignore[arg-type]
     with pytest.raises(OptionError, match=r"photo size \(100 px\) must be at least the crop"):
         train([photos], tmp_path / "x.safetensors", TrainSettings(photo_size=100))
+    # A model without its checkpoint is not this run's to replace: refused, kept as it was.
+    checkpoint_path(out).unlink()
+    before = out.read_bytes()
+    with pytest.raises(OutputError, match="already exists and has no checkpoint to resume"):
+        train([photos], out, TrainSettings(**{**TINY.__dict__, "steps": 2}))
+    assert out.read_bytes() == before
 
 
 def test_style_training_refusals_name_the_problem(

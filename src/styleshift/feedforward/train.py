@@ -41,7 +41,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from ..core.device import Device, Precision, resolve_device, resolve_precision
-from ..core.errors import InputError, OptionError
+from ..core.errors import InputError, OptionError, OutputError
 from ..core.losses import gram_matrix, relative_mse
 from ..core.results import time_left
 from ..core.vgg import LAYERS, Level, Pooling, VGGFeatures, check_level, stride
@@ -334,6 +334,13 @@ def train(
     model_path = Path(output)
     if model_path.suffix != ".safetensors":
         raise OptionError(f"the model file must end in .safetensors, got '{model_path.name}'")
+    if model_path.exists() and not checkpoint_path(model_path).exists():
+        # Without a checkpoint it is not this run's to continue: a model of the user's
+        # (or the one --start-from names) would be replaced at the first checkpoint.
+        raise OutputError(
+            f"'{model_path}' already exists and has no checkpoint to resume; choose another "
+            "output name (or remove it to train anew)"
+        )
     rank, world = _distributed()
     try:
         state = _shared_checkpoint(model_path, s, resume, rank, world)
@@ -473,11 +480,13 @@ class _Trainer:
                 "seconds": f"{self.seconds():.0f}",
             }
             info = ModelInfo(s.level, s.pooling, self.step, extra)
-            save_model(self.decoder, info, self.model_path, half=s.float16_model)
+            # The checkpoint first: a model file whose checkpoint is missing is not a
+            # run's to resume (see `train`), so a kill between the two must not leave one.
             _save_checkpoint(
                 checkpoint_path(self.model_path), s, self.decoder, self.optimiser, self.step,
                 self.history, self.seconds(),
             )  # fmt: skip
+            save_model(self.decoder, info, self.model_path, half=s.float16_model)
         self.last_checkpoint = time.perf_counter()
 
     def batch(self, step: int) -> tuple[Tensor, Tensor | None]:
