@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from styleshift.core.errors import InputError, OptionError, OutputError
+from styleshift.core.errors import InputError, OptionError
 from styleshift.core.vgg import VGGFeatures
 from styleshift.core.weights import load_state_dict
 from styleshift.feedforward.decoder import load_model
@@ -126,8 +126,9 @@ def test_refusals_name_the_problem(photos: Path, tmp_path: Path, weights_file: P
     # A model without its checkpoint is not this run's to replace: refused, kept as it was.
     checkpoint_path(out).unlink()
     before = out.read_bytes()
-    with pytest.raises(OutputError, match="already exists and has no checkpoint to resume"):
-        train([photos], out, TrainSettings(**{**TINY.__dict__, "steps": 2}))
+    for resume in (None, False):
+        with pytest.raises(InputError, match="exists and has no checkpoint to resume"):
+            train([photos], out, TrainSettings(**{**TINY.__dict__, "steps": 2}), resume=resume)
     assert out.read_bytes() == before
 
 

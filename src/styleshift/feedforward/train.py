@@ -41,7 +41,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from ..core.device import Device, Precision, resolve_device, resolve_precision
-from ..core.errors import InputError, OptionError, OutputError
+from ..core.errors import InputError, OptionError
 from ..core.losses import gram_matrix, relative_mse
 from ..core.results import time_left
 from ..core.vgg import LAYERS, Level, Pooling, VGGFeatures, check_level, stride
@@ -334,13 +334,6 @@ def train(
     model_path = Path(output)
     if model_path.suffix != ".safetensors":
         raise OptionError(f"the model file must end in .safetensors, got '{model_path.name}'")
-    if model_path.exists() and not checkpoint_path(model_path).exists():
-        # Without a checkpoint it is not this run's to continue: a model of the user's
-        # (or the one --start-from names) would be replaced at the first checkpoint.
-        raise OutputError(
-            f"'{model_path}' already exists and has no checkpoint to resume; choose another "
-            "output name (or remove it to train anew)"
-        )
     rank, world = _distributed()
     try:
         state = _shared_checkpoint(model_path, s, resume, rank, world)
@@ -360,7 +353,9 @@ def _shared_checkpoint(
     if rank == 0:
         try:
             state = _load_checkpoint(checkpoint_path(model_path), s, resume)
-            if state is None and model_path.exists() and resume is None:
+            if state is None and model_path.exists():
+                # Not this run's to continue: a model of the user's (or the one
+                # --start-from names) would be replaced at the first checkpoint.
                 raise InputError(
                     f"'{model_path}' exists and has no checkpoint to resume; choose another name"
                 )
