@@ -33,9 +33,6 @@ from ..io.media import kind_of
 if TYPE_CHECKING:
     from ..io.videoio import NumberedFrames, VideoInfo
 
-# Extensions read as videos; a folder is a sequence of frames (as `styleshift video`).
-
-
 @dataclass(frozen=True)
 class StyleMatch:
     painting: str
