@@ -33,6 +33,7 @@ from ..io.media import kind_of
 if TYPE_CHECKING:
     from ..io.videoio import NumberedFrames, VideoInfo
 
+
 @dataclass(frozen=True)
 class StyleMatch:
     painting: str
