@@ -84,6 +84,29 @@ def test_a_non_empty_report_folder_is_kept(
     assert (tmp_path / "r" / "mine.txt").read_text() == "keep"
 
 
+@pytest.mark.parametrize("where", ["inputs/p.png", "p.png", "results/m.png"])
+def test_a_report_folder_holding_an_input_is_refused_even_with_overwrite(
+    where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A photo, painting or mask kept in the report folder (say, its inputs/ from an
+    earlier report) is never copied onto itself or replaced: one line, exit 2."""
+    report = tmp_path / "r"
+    picture = report / where
+    picture.parent.mkdir(parents=True)
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(picture)
+    before = picture.read_bytes()
+    argv = ["compare", str(picture), str(picture), "-o", str(report), "--overwrite",
+            "--presets", "instant"]  # fmt: skip
+    if where.startswith("results"):  # as a mask, with a photo from elsewhere
+        Image.new("RGB", (64, 64)).save(tmp_path / "p.png")
+        argv[1:3] = [str(tmp_path / "p.png"), str(tmp_path / "p.png")]
+        argv += ["--mask", str(picture)]
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "is also an input of this run" in err and len(err.splitlines()) == 1
+    assert picture.read_bytes() == before
+
+
 def test_the_report_shows_every_picture_and_plot_in_a_browser(
     images: Path, weights_file: Path, tmp_path: Path, chromium: dict[str, Any]
 ) -> None:

@@ -361,8 +361,7 @@ def _todo(jobs: Sequence[Job], folder: Path, overwrite: bool) -> tuple[list[Job]
             if job.error is not None:
                 raise InputError(job.error)
             target = inside(folder, job.output)
-            refuse_inputs(target, [job.content, *job.styles, *(job.options.mask or ()),
-                                   *(job.options.style_mask or ())])  # fmt: skip
+            refuse_inputs(target, [job.content, *job.styles, *job.options.input_files()])
         except StyleshiftError as e:
             settled.append(JobResult(job, "failed", error=one_line(e)))
             continue

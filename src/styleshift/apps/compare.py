@@ -29,6 +29,7 @@ from ..core.options import FIELD_METHODS, Options, Preset, method_of, without_fo
 from ..core.results import Progress
 from ..core.settings_text import field_type, format_value, parse_value
 from ..core.version import __version__
+from ..io.files import refuse_inputs
 from ..io.image import load_image, save_image, split_alpha
 from ..transfer import StyleTransfer
 from .evaluate import Evaluation, evaluate_image
@@ -128,11 +129,14 @@ def _copy_input(path: Path, folder: Path, used: set[str]) -> str:
     return f"inputs/{name}"
 
 
-def prepare_folder(folder: Path, *, overwrite: bool) -> None:
+def prepare_folder(folder: Path, *, overwrite: bool, inputs: Sequence[object] = ()) -> None:
+    """Makes the report folder, refusing one that holds any of the run's `inputs` (a
+    photo already in its inputs/ would be copied onto itself)."""
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder} is a file; name a folder for the report")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
         raise OutputError(f"{folder} is not empty; choose a new folder or pass --overwrite")
+    refuse_inputs(folder, inputs)
     for sub in ("inputs", "results"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
 

@@ -509,7 +509,7 @@ def stylize_video(
     resolved = resolve_options(options, resolve_device(options.device), len(style_paths))
     _check_masks(resolved.mask or (), info)
     check_masks(resolved.style_mask or (), "painting mask")
-    refuse_inputs(out, [input, *style_paths, *(resolved.mask or ()), *(resolved.style_mask or ())])
+    refuse_inputs(out, [input, *style_paths, *resolved.input_files()])
     work = Path(work_dir) if work_dir is not None else default_work_dir(out)
     manifest = _manifest(info, style_paths, resolved, settings)
     done = _prepare_work_dir(work, manifest, resume=resume, restart=overwrite, frames=info.frames)

@@ -67,9 +67,11 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     for config in configs:  # every refusal before the first run
         resolve_options(config.options, device, 1)
-    for path in [args.content, *args.styles, *args.outputs]:
+    pictures = [args.content, *args.styles, *args.outputs]
+    for path in pictures:
         as_image(path, what="input")
-    compare.prepare_folder(args.output, overwrite=args.overwrite)
+    masks = [name for config in configs for name in config.options.input_files()]
+    compare.prepare_folder(args.output, overwrite=args.overwrite, inputs=[*pictures, *masks])
     reporter = Reporter(enabled=not args.quiet and sys.stderr.isatty())
     engine = load_engine(args, str(device), reporter)
     scorer = Scorer(weights.load_state_dict(weights.ensure_weights()))

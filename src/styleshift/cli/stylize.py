@@ -61,11 +61,7 @@ def run(args: argparse.Namespace) -> int:
         as_image(options.init, what="init image")
     check_masks(options.mask or ())
     check_masks(options.style_mask or (), "painting mask")
-    refuse_inputs(
-        output,
-        [args.content, *args.styles, *(options.mask or ()), *(options.style_mask or ()),
-         options.init],
-    )  # fmt: skip
+    refuse_inputs(output, [args.content, *args.styles, *options.input_files()])
     reporter = Reporter(enabled=not args.quiet and sys.stderr.isatty())
     try:
         engine = load_engine(args, str(device), reporter)

@@ -246,6 +246,12 @@ class Options:
         """Whether this (resolved) run is one feed-forward pass rather than optimisation."""
         return self.method in FEEDFORWARD
 
+    def input_files(self) -> list[str]:
+        """The files a run reads besides its photo and paintings: the masks, the
+        painting masks and an init picture."""
+        init = [] if self.init in INIT_STARTS else [self.init]
+        return [*(self.mask or ()), *(self.style_mask or ()), *init]
+
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
