@@ -8,8 +8,8 @@ are needed: any style is applied at run time by a feature transform.
 With paintings (`styles`) and a style weight, part of each batch is stylised by AdaIN
 before decoding and trained with Huang and Belongie's objective instead: the decoded
 picture's features must keep the transformed ones (content) and its channel statistics
-(or, with `style_loss="gram"`, its Gram matrices) at every level up to the decoder's
-(or `style_level`) must match the painting's (style). A decoder trained so paints more
+(or, with `style_loss="gram"`, its Gram matrices) at every level must match the
+painting's (style). A decoder trained so paints more
 strongly than one that only learnt to invert, since inverting alone rebuilds the deep
 statistics that AdaIN set but not the shallow ones that carry strokes and colour.
 
@@ -92,12 +92,6 @@ class TrainSettings:
         "(statistics, as Huang and Belongie) or their Gram matrices (gram, as the "
         "optimisation and the quality scores do)",
     )
-    style_level: Level | None = _field(
-        None,
-        "deepest level the style loss compares, from relu1_1 (default: the decoder's "
-        "level); relu5_1 reaches the deepest layer the optimisation and the quality "
-        "scores compare, past what the decoder inverts",
-    )
     start_from: str | None = _field(
         None, "a decoder of the same level to start from instead of random weights (fine-tuning)"
     )
@@ -115,7 +109,7 @@ class TrainSettings:
     # What a resumed run must share with its checkpoint.
     FIXED = (
         "level", "batch_size", "crop", "pooling", "pixel_weight", "feature_weight",
-        "style_weight", "stylised_share", "style_loss", "style_level",
+        "style_weight", "stylised_share", "style_loss",
     )  # fmt: skip
 
 
@@ -171,21 +165,8 @@ def feature_layers(level: str) -> tuple[str, ...]:
     return tuple(n for n in LAYERS[: LAYERS.index(level) + 1] if n.endswith("_1") and "relu" in n)
 
 
-def style_layers(settings: TrainSettings) -> tuple[str, ...]:
-    """The layers the style loss compares."""
-    return feature_layers(settings.style_level or settings.level)
-
-
-def encoder_layers(settings: TrainSettings) -> tuple[str, ...]:
-    """Every layer the training loss reads: the feature loss's and the style loss's."""
-    wanted = {*feature_layers(settings.level), *style_layers(settings)}
-    return tuple(sorted(wanted, key=LAYERS.index))
-
-
 def _check(settings: TrainSettings) -> None:
     check_level(settings.level)
-    if settings.style_level is not None:
-        check_level(settings.style_level)
     if settings.pooling not in ("avg", "max"):
         raise OptionError(f"unknown pooling '{settings.pooling}'; use avg or max")
     for name in ("steps", "batch_size", "validate_every", "validation_size"):
@@ -282,17 +263,16 @@ class Reconstruction(nn.Module):
         features = self.encoder(output)
         zero = torch.zeros((), device=images.device)
         pixel = F.mse_loss(output[k:], images[k:])
-        rebuilt = [relative_mse(features[n][k:], targets[n][k:]) for n in feature_layers(s.level)]
+        rebuilt = [relative_mse(features[n][k:], t[k:]) for n, t in targets.items()]
         feature = sum(rebuilt, zero) / len(rebuilt)
         terms = {"pixel": pixel, "feature": feature}
         loss = s.pixel_weight * pixel + s.feature_weight * feature
         if styles is not None:
             terms["content"] = relative_mse(features[s.level][:k], decoded[:k])
             distance = gram_distance if s.style_loss == "gram" else style_distance
-            layers = style_layers(s)
             terms["style"] = sum(
-                (distance(features[n][:k], style_features[n]) for n in layers), zero
-            ) / len(layers)
+                (distance(features[n][:k], style_features[n]) for n in targets), zero
+            ) / len(targets)
             loss = loss + s.feature_weight * terms["content"] + s.style_weight * terms["style"]
         return loss, {name: value.detach() for name, value in terms.items()}
 
@@ -441,7 +421,7 @@ class _Trainer:
         torch.manual_seed(s.seed)  # the decoder's initial weights, the same on every rank
         encoder = VGGFeatures(
             {k: v.to(self.device) for k, v in load_state_dict(ensure_weights()).items()},
-            encoder_layers(s),
+            feature_layers(s.level),
             s.pooling,
             dtype,
         ).to(self.device)
