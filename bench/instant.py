@@ -41,7 +41,7 @@ from torch import nn
 
 from styleshift import Options, StyleTransfer
 from styleshift.core.device import fast_bfloat16_unit
-from styleshift.core.metrics import Scorer
+from styleshift.core.metrics import Scorer, fit_painting, fit_photo
 from styleshift.core.weights import ensure_weights, load_state_dict
 from styleshift.io.image import load_image, split_alpha
 
@@ -276,18 +276,22 @@ def quality(args: argparse.Namespace) -> dict[str, Any]:
             result = engine.run(photo, painting, options)
             seconds = time.perf_counter() - start
             scores = scorer.score(result.image, photo, painting)
-            rows.append(
-                {
-                    "photo": photo_path.name,
-                    "painting": painting_path.name,
-                    "painting_path": str(painting_path),
-                    "method": name,
-                    "seconds": seconds,
-                    "content_similarity": scores.content_similarity,
-                    "style_reduction": scores.style_reduction,
-                    "statistics_reduction": scores.statistics_reduction,
-                }
-            )
+            row = {
+                "photo": photo_path.name,
+                "painting": painting_path.name,
+                "painting_path": str(painting_path),
+                "method": name,
+                "seconds": seconds,
+                "content_similarity": scores.content_similarity,
+                "style_reduction": scores.style_reduction,
+                "statistics_reduction": scores.statistics_reduction,
+            }
+            if args.layers:  # each layer's Gram distance, the picture's and the photo's
+                fitted = fit_photo(photo, result.image.size)
+                fitted_painting = fit_painting(painting, result.image.size)
+                row["layers"] = scorer.style(result.image, fitted, fitted_painting).layers
+                row["photo_layers"] = scorer.style(fitted, fitted, fitted_painting).layers
+            rows.append(row)
             if save is not None:
                 save.mkdir(parents=True, exist_ok=True)
                 result.image.save(save / f"{photo_path.stem}__{painting_path.stem}__{name}.jpg")
@@ -343,6 +347,11 @@ def summarise(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
             ),
             "seconds_median": statistics.median(r["seconds"] for r in mine),
         }
+        if all("layers" in r for r in mine):
+            for key in ("layers", "photo_layers"):
+                summary[method][key] = {
+                    n: statistics.median(r[key][n] for r in mine) for n in mine[0][key]
+                }
     return summary
 
 
@@ -360,6 +369,20 @@ def quality_table(report: dict[str, Any]) -> str:
             f"{s['style_reduction_median']:.2f}x | {s['statistics_reduction_median']:.2f}x | "
             f"{s['seconds_median']:.1f} |"
         )
+    layered = {m: s for m, s in report["summary"].items() if "layers" in s}
+    if layered:
+        names = list(next(iter(layered.values()))["layers"])
+        lines += [
+            "",
+            "Gram distance to the painting by layer (median; the photo's, then the picture's):",
+            "",
+            "| method | " + " | ".join(names) + " |",
+            "|---|" + "---:|" * len(names),
+        ]
+        for method, s in layered.items():
+            for who, key in (("photo", "photo_layers"), (method, "layers")):
+                values = " | ".join(f"{s[key][n]:.3f}" for n in names)
+                lines.append(f"| {who} ({s['pairs']} pairs) | {values} |")
     return "\n".join(lines)
 
 
@@ -399,6 +422,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the optimisation runs of --compare (of fast, balanced, balanced+instant)",
     )  # fmt: skip
     parser.add_argument("--only-compared", action="store_true", help="run only the --compare pairs")
+    parser.add_argument(
+        "--layers", action="store_true",
+        help="also report each layer's Gram distance (the photo's and the picture's)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     facts = cpu_facts()
