@@ -213,14 +213,17 @@ def test_overwrite_replaces_the_output(tmp_path, images, weights_file):
 
 
 def test_overwrite_never_replaces_an_input_of_the_run(tmp_path, images, weights_file):
-    """`-o photo.jpg --overwrite` on the photo itself (or the painting, or a mask) is a
-    slip, not a wish: refused before any work, the file as it was."""
+    """`-o photo.jpg --overwrite` on the photo itself (or the painting, a mask or the init
+    picture) is a slip, not a wish: refused before any work, the file as it was."""
     photo, painting, mask = tmp_path / "photo.png", tmp_path / "painting.png", tmp_path / "m.png"
+    start = tmp_path / "start.png"
     Image.new("RGB", (64, 48), "red").save(photo)
+    Image.new("RGB", (64, 48), "blue").save(start)
     shutil.copy(_style(images), painting)
     Image.new("L", (64, 48), 255).save(mask)
-    base = ["stylize", str(photo), str(painting), "--mask", str(mask), "--overwrite", *TINY]
-    for target in (photo, painting, mask, tmp_path / "." / "photo.png"):
+    base = ["stylize", str(photo), str(painting), "--mask", str(mask), "--init", str(start),
+            "--overwrite", *TINY]  # fmt: skip
+    for target in (photo, painting, mask, start, tmp_path / "." / "photo.png"):
         before = target.read_bytes()
         code, _, err = _call([*base, "-o", str(target)])
         assert code == 2 and "is also an input of this run" in _error_line(err), err
