@@ -145,8 +145,31 @@ def test_style_training_refusals_name_the_problem(
         train([photos], out, TrainSettings(stylised_share=1.0))
     with pytest.raises(OptionError, match="batch size of at least 2"):
         train([photos], out, TrainSettings(style_weight=1.0, batch_size=1), styles=[photos])
+    with pytest.raises(InputError, match="to start from not found; check --start-from"):
+        train([photos], out, TrainSettings(**{**TINY.__dict__, "start_from": "missing.st"}))
     with pytest.raises(InputError, match=r"is a relu4_1 decoder .* this run trains relu2_1"):
         train([photos], out, TrainSettings(**{**TINY.__dict__, "start_from": str(shipped_model())}))
+
+
+def test_a_deeper_decoder_starts_from_a_shallower_one(
+    photos: Path, tmp_path: Path, weights_file: Path
+) -> None:
+    """A relu3_1 run started from a relu2_1 decoder keeps that decoder as its last layers
+    (a barely moving step leaves them as they were); its new first layers train."""
+    shallow = tmp_path / "relu2_1.safetensors"
+    train([photos], shallow, TrainSettings(**{**TINY.__dict__, "steps": 2}))
+    deep = tmp_path / "relu3_1.safetensors"
+    settings = {**TINY.__dict__, "level": "relu3_1", "steps": 1, "learning_rate": 1e-9}
+    train([photos], deep, TrainSettings(**{**settings, "start_from": str(shallow)}))
+    small = list(load_model(shallow)[0].state_dict().values())
+    big = list(load_model(deep)[0].state_dict().values())
+    assert len(big) > len(small)
+    for a, b in zip(small, big[-len(small) :], strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-3)
+    fresh = tmp_path / "fresh.safetensors"  # without the start, the same run's differ
+    train([photos], fresh, TrainSettings(**settings))
+    unstarted = list(load_model(fresh)[0].state_dict().values())
+    assert not torch.allclose(small[-2].float(), unstarted[-2].float(), atol=1e-3)
 
 
 @pytest.mark.parametrize("style_loss", ["statistics", "gram"])

@@ -44,7 +44,7 @@ from ..core.device import Device, Precision, resolve_device, resolve_precision
 from ..core.errors import InputError, OptionError
 from ..core.losses import gram_matrix, relative_mse
 from ..core.results import time_left
-from ..core.vgg import LAYERS, Level, Pooling, VGGFeatures, check_level, stride
+from ..core.vgg import LAYERS, LEVELS, Level, Pooling, VGGFeatures, check_level, stride
 from ..core.weights import ensure_weights, load_state_dict
 from ..io.files import atomic_path
 from ..io.image import as_image, resize_long_side, to_tensor
@@ -93,7 +93,9 @@ class TrainSettings:
         "optimisation and the quality scores do)",
     )
     start_from: str | None = _field(
-        None, "a decoder of the same level to start from instead of random weights (fine-tuning)"
+        None,
+        "a decoder to start from instead of random weights: one of the same level "
+        "(fine-tuning), or of a shallower level, which becomes the new decoder's last layers",
     )
     pooling: Pooling = _field("max", "pooling in the encoder: max (as VGG-19 was trained) or avg")
     seed: int = _field(0, "random seed for the crops and the decoder's initial weights")
@@ -427,7 +429,7 @@ class _Trainer:
         ).to(self.device)
         self.decoder = Decoder(s.level).to(self.device)
         if s.start_from is not None and state is None:
-            self.decoder.load_state_dict(_start_weights(Path(s.start_from), s))
+            self.decoder.load_state_dict(_start_weights(Path(s.start_from), s, self.decoder))
         if dtype != torch.float32:
             self.decoder = self.decoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.model = Reconstruction(encoder, self.decoder, s, dtype)
@@ -578,15 +580,26 @@ class _Trainer:
         return self.result()
 
 
-def _start_weights(path: Path, s: TrainSettings) -> dict[str, Tensor]:
-    """The weights of a decoder to fine-tune, checked against the run's level and pooling."""
-    decoder, info = load_model(path)
-    if (info.level, info.pooling) != (s.level, s.pooling):
+def _start_weights(path: Path, s: TrainSettings, decoder: Decoder) -> dict[str, Tensor]:
+    """The weights to start `decoder` from: those of a decoder of the run's level, or of a
+    shallower one as its last layers (a decoder's layers below a level are the same as
+    that level's decoder), the deeper layers keeping their initial weights."""
+    if not path.is_file():
+        raise InputError(f"decoder '{path}' to start from not found; check --start-from")
+    start, info = load_model(path)
+    shallower = LEVELS.index(info.level) <= LEVELS.index(s.level)
+    if info.pooling != s.pooling or not shallower:
         raise InputError(
             f"'{path}' is a {info.level} decoder for {info.pooling} pooling; this run trains "
-            f"{s.level} with {s.pooling} pooling: give one of those or change --level"
+            f"{s.level} with {s.pooling} pooling: give a decoder of that level or a "
+            "shallower one, for that pooling, or change --level"
         )
-    return {name: value.float() for name, value in decoder.state_dict().items()}
+    state = dict(decoder.state_dict())
+    offset = len(decoder.net) - len(start.net)
+    for name, value in start.state_dict().items():
+        _, index, kind = name.split(".")
+        state[f"net.{int(index) + offset}.{kind}"] = value.float()
+    return state
 
 
 def _interrupt(signum: int, frame: Any) -> None:
