@@ -119,6 +119,16 @@ def test_refusals_name_the_problem(photos: Path, tmp_path: Path, weights_file: P
         train([empty], tmp_path / "x.safetensors", TINY)
     with pytest.raises(OptionError, match=r"\.safetensors"):
         train([photos], tmp_path / "x.pt", TINY)
+    # Refused before the first step, not when the finished run saves.
+    steps: list[int] = []
+    with pytest.raises(InputError, match="folder .* does not exist; create it first"):
+        train(
+            [photos],
+            tmp_path / "no" / "x.safetensors",
+            TINY,
+            callback=lambda p: steps.append(p.step),
+        )
+    assert steps == [] and not (tmp_path / "no").exists()
     with pytest.raises(OptionError, match="unknown decoder level"):
         train([photos], tmp_path / "x.safetensors", TrainSettings(level="relu9_1"))  # type: ignore[arg-type]
     with pytest.raises(OptionError, match=r"photo size \(100 px\) must be at least the crop"):

@@ -495,6 +495,16 @@ def test_import_converted_file(fake_weights: Path, tmp_path: Path) -> None:
     assert path.read_bytes() == converted.read_bytes()
 
 
+def test_import_the_installed_file_keeps_its_record(fake_weights: Path) -> None:
+    path = weights.import_file(fake_weights)
+    before = weights.info()
+    assert weights.import_file(path) == path
+    after = weights.info()
+    assert after.verified and (after.source, after.origin, after.fetched) == (
+        before.source, before.origin, before.fetched,
+    )  # fmt: skip
+
+
 def test_import_wrong_hash_h5(fake_weights: Path, tmp_path: Path) -> None:
     other = tmp_path / "other.h5"
     _make_h5(other, skip="block5_conv4")

@@ -645,6 +645,9 @@ def import_file(path: str | os.PathLike[str]) -> Path:
     except OSError as e:
         raise WeightsError(f"cannot read {src}: {e.strerror or e}; check the path") from None
     dest = weights_path()
+    if got == CONVERTED_SHA256 and dest.exists() and dest.samefile(src):
+        # The installed file itself: rewriting its record would lose where it came from.
+        return dest
     if got == H5_SHA256:
         convert_h5(src, dest)
     elif got == CONVERTED_SHA256:

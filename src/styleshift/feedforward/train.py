@@ -41,12 +41,12 @@ from PIL import Image
 from torch import Tensor, nn
 
 from ..core.device import Device, Precision, resolve_device, resolve_precision
-from ..core.errors import InputError, OptionError
+from ..core.errors import InputError, OptionError, OutputError
 from ..core.losses import gram_matrix, relative_mse
 from ..core.results import time_left
 from ..core.vgg import LAYERS, LEVELS, Level, Pooling, VGGFeatures, check_level, stride
 from ..core.weights import ensure_weights, load_state_dict
-from ..io.files import atomic_path
+from ..io.files import atomic_path, check_folder
 from ..io.image import as_image, resize_long_side, to_tensor
 from .data import image_files, load_photos, random_batch
 from .decoder import Decoder, ModelInfo, load_model, pad_to_multiple, save_model
@@ -354,6 +354,9 @@ def _shared_checkpoint(
     loaded: list[Any] = [None]
     if rank == 0:
         try:
+            # Rank 0 writes the model: a missing folder must stop the run now, not at its
+            # first checkpoint minutes later (or, for a short run, after all its work).
+            check_folder(model_path)
             state = _load_checkpoint(checkpoint_path(model_path), s, resume)
             if state is None and model_path.exists():
                 # Not this run's to continue: a model of the user's (or the one
@@ -362,7 +365,7 @@ def _shared_checkpoint(
                     f"'{model_path}' exists and has no checkpoint to resume; choose another name"
                 )
             loaded[0] = ("ok", state)
-        except InputError as e:
+        except (InputError, OutputError) as e:
             loaded[0] = ("error", str(e))
     if world > 1:
         dist.broadcast_object_list(loaded, src=0)  # our own rank 0's objects

@@ -51,6 +51,27 @@ def exists_error(name: str) -> OutputError:
     )
 
 
+def check_folder(path: str | os.PathLike[str]) -> None:
+    """Raise OutputError unless the folder that `path` goes into exists and is writable,
+    so a run fails before its work rather than when it saves."""
+    name = quoted(os.fspath(path))
+    parent = Path(path).parent
+    if not parent.exists():
+        raise OutputError(
+            f"cannot write {name}: folder {quoted(str(parent))} does not exist; "
+            "create it first or choose another location"
+        )
+    if not parent.is_dir():
+        raise OutputError(
+            f"cannot write {name}: {quoted(str(parent))} is not a folder; choose another location"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"cannot write {name}: folder {quoted(str(parent))} is not writable; "
+            "choose another location or change its permissions"
+        )
+
+
 def refuse_inputs(output: str | os.PathLike[str], inputs: Sequence[object]) -> None:
     """Raise OutputError if `output` is one of a run's own input files or folders, or a
     folder holding one: writing it would destroy what the run reads, with --overwrite

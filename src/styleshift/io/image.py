@@ -26,7 +26,7 @@ import torch
 from PIL import Image, ImageCms, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from ..core.errors import InputError, OutputError, one_line
-from .files import atomic_path, exists_error, quoted
+from .files import atomic_path, check_folder, exists_error, quoted
 
 __all__ = [
     "ALPHA_FORMATS",
@@ -466,21 +466,7 @@ def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) 
             f"unknown output extension {_q(suffix)} for {_q(name)}; "
             f"use one of {_extensions_phrase()}"
         )
-    parent = p.parent
-    if not parent.exists():
-        raise OutputError(
-            f"cannot write {_q(name)}: folder {_q(str(parent))} does not exist; "
-            "create it first or choose another location"
-        )
-    if not parent.is_dir():
-        raise OutputError(
-            f"cannot write {_q(name)}: {_q(str(parent))} is not a folder; choose another location"
-        )
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(
-            f"cannot write {_q(name)}: folder {_q(str(parent))} is not writable; "
-            "choose another location or change its permissions"
-        )
+    check_folder(p)
     if not overwrite and os.path.lexists(p):
         raise exists_error(name)
     return p

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from ..core.errors import InputError, OutputError, one_line
-from .files import TEMP_PREFIX, atomic_path, fsync_dir, remove_own, write_error
+from .files import TEMP_PREFIX, atomic_path, check_folder, fsync_dir, remove_own, write_error
 from .image import INPUT_FORMATS, as_image
 from .media import IMAGE_SUFFIXES, kind_of
 
@@ -305,11 +305,7 @@ def check_video_output(path: str | os.PathLike[str], *, overwrite: bool = False)
             f"unknown video extension {_q(p.suffix)} for {_q(p)}; use one of "
             f"{', '.join(VIDEO_SUFFIXES)}, or a folder name (no extension) for PNG frames"
         )
-    parent = p.parent
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {_q(p)}: folder {_q(parent)} does not exist; create it")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {_q(p)}: folder {_q(parent)} is not writable")
+    check_folder(p)
     _check_replaceable(p, overwrite)
     if suffix and p.is_dir():
         raise OutputError(f"output {_q(p)} is a folder; give a file name")
