@@ -40,7 +40,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from styleshift import Options, StyleTransfer
-from styleshift.core.device import fast_bfloat16_unit
+from styleshift.core.device import Precision, fast_bfloat16_unit
 from styleshift.core.metrics import Scorer, fit_painting, fit_photo
 from styleshift.core.weights import ensure_weights, load_state_dict
 from styleshift.io.image import load_image, split_alpha
@@ -139,7 +139,7 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     macs = conv_macs(engine, args.size)
     rows = []
     fast = fast_bfloat16_unit(torch.device("cpu")) is not None
-    precisions = ["float32", "bfloat16"] if fast else ["float32"]
+    precisions: list[Precision] = ["float32", "bfloat16"] if fast else ["float32"]
     for precision in precisions:
         options = Options(
             preset="instant", size=args.size, precision=precision, model=tuple(args.model) or None
