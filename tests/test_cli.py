@@ -188,6 +188,26 @@ def test_existing_output_is_refused_before_any_work(tmp_path, images, no_engine)
     assert out == ""
 
 
+def test_a_file_that_appears_during_the_run_is_kept_and_so_is_the_picture(
+    tmp_path, images, weights_file, monkeypatch
+):
+    output = tmp_path / "out.png"
+    real_step = Reporter.step
+
+    def step(self, p):
+        real_step(self, p)
+        if not output.exists():
+            output.write_bytes(b"another program's file")
+
+    monkeypatch.setattr(Reporter, "step", step)
+    code, _, err = _call(["stylize", _content(images), _style(images), "-o", str(output), *TINY])
+    assert code == 2 and "Traceback" not in err
+    assert "exists now" in _error_line(err) and "out-1.png" in _error_line(err)
+    assert output.read_bytes() == b"another program's file"
+    with Image.open(tmp_path / "out-1.png") as img:
+        assert img.size == (64, 48)
+
+
 def test_a_photo_too_narrow_for_the_size_is_one_line_naming_the_least_size(
     tmp_path, images, weights_file
 ):

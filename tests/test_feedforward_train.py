@@ -121,7 +121,7 @@ def test_refusals_name_the_problem(photos: Path, tmp_path: Path, weights_file: P
         train([photos], tmp_path / "x.pt", TINY)
     # Refused before the first step, not when the finished run saves.
     steps: list[int] = []
-    with pytest.raises(InputError, match="folder .* does not exist; create it first"):
+    with pytest.raises(InputError, match=r"folder .* does not exist; create it first"):
         train(
             [photos],
             tmp_path / "no" / "x.safetensors",

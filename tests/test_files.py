@@ -32,12 +32,24 @@ def test_an_existing_file_is_replaced_only_when_asked(tmp_path: Path) -> None:
     target = tmp_path / "out.png"
     target.write_bytes(b"mine")
     target.chmod(0o640)
-    with pytest.raises(OutputError, match=r"already exists; .* --overwrite"):
+    with pytest.raises(OutputError, match=r"exists now .* result is in '.*out-1\.png'"):
         write_bytes(target, b"new")
-    assert target.read_bytes() == b"mine" and _names(tmp_path) == ["out.png"]
+    assert target.read_bytes() == b"mine" and (tmp_path / "out-1.png").read_bytes() == b"new"
+    (tmp_path / "out-1.png").unlink()
     write_bytes(target, b"new", overwrite=True)
     assert target.read_bytes() == b"new"
     assert target.stat().st_mode & 0o777 == 0o640  # the replaced file's mode is kept
+
+
+def test_a_file_that_appears_during_the_work_is_kept_and_so_is_the_work(tmp_path: Path) -> None:
+    target = tmp_path / "out.png"
+    (tmp_path / "out-1.png").write_bytes(b"an older one")
+    appeared = r"'.*out\.png' exists now and was left as it is; .* in '.*out-2\.png'"
+    with pytest.raises(OutputError, match=appeared), atomic_path(target) as tmp:
+        tmp.write_bytes(b"the work")
+        target.write_bytes(b"mine")  # another program, meanwhile
+    assert target.read_bytes() == b"mine" and (tmp_path / "out-2.png").read_bytes() == b"the work"
+    assert _names(tmp_path) == ["out-1.png", "out-2.png", "out.png"]
 
 
 @pytest.mark.parametrize(
@@ -52,7 +64,10 @@ def test_every_failure_leaves_no_temporary_file(
 ) -> None:
     (tmp_path / "out.bin").write_bytes(b"mine")
     expected = OutputError if message else KeyboardInterrupt
-    with pytest.raises(expected, match=message), atomic_path(tmp_path / "out.bin") as tmp:
+    with (
+        pytest.raises(expected, match=message),
+        atomic_path(tmp_path / "out.bin", overwrite=True) as tmp,
+    ):
         tmp.write_bytes(b"half")
         raise error
     assert _names(tmp_path) == ["out.bin"] and (tmp_path / "out.bin").read_bytes() == b"mine"

@@ -689,15 +689,17 @@ def test_no_overwrite_keeps_old_file(tmp_path: Path) -> None:
     before = path.read_bytes()
     with pytest.raises(OutputError) as e:
         im.save_image(Image.new("RGB", (5, 5), (0, 255, 0)), path)
-    _one_line(e, "out.png", "already exists", "--overwrite")
+    _one_line(e, "out.png", "exists now", "out-1.png")
     assert path.read_bytes() == before
+    assert im.load_image(tmp_path / "out-1.png").getpixel((0, 0)) == (0, 255, 0)
     im.save_image(Image.new("RGB", (5, 5), (0, 255, 0)), path, overwrite=True)
     assert im.load_image(path).getpixel((0, 0)) == (0, 255, 0)
-    assert os.listdir(tmp_path) == ["out.png"]
+    assert sorted(os.listdir(tmp_path)) == ["out-1.png", "out.png"]
 
 
+@pytest.mark.parametrize("links", [True, False])
 def test_no_clobber_when_file_appears_during_save(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, links: bool
 ) -> None:
     path = tmp_path / "out.png"
     real_save = Image.Image.save
@@ -706,12 +708,18 @@ def test_no_clobber_when_file_appears_during_save(
         path.write_bytes(b"someone else's file")
         real_save(self, fp, *args, **kwargs)
 
+    def no_link(src: Any, dst: Any) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
     monkeypatch.setattr(Image.Image, "save", racing_save)
+    if not links:
+        monkeypatch.setattr(os, "link", no_link)
     with pytest.raises(OutputError) as e:
         im.save_image(_gradient(), path)
-    _one_line(e, "out.png", "already exists")
+    _one_line(e, "out.png", "exists now", "out-1.png")
     assert path.read_bytes() == b"someone else's file"
-    assert os.listdir(tmp_path) == ["out.png"]
+    assert im.load_image(tmp_path / "out-1.png").size == (24, 16)  # the work is kept
+    assert sorted(os.listdir(tmp_path)) == ["out-1.png", "out.png"]
 
 
 def test_save_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

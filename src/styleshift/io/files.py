@@ -157,30 +157,43 @@ def _fsync_file(path: str) -> None:
 def publish(tmp: str, out: Path, *, overwrite: bool = False, name: str | None = None) -> None:
     """Move a finished temporary file (in the same folder) to `out` in one step.
 
-    Without `overwrite` an existing `out` is never replaced (OutputError), even one
-    that appears meanwhile; an OSError is left to the caller.
+    Without `overwrite` an existing `out` is never replaced, nor is the work lost: it is
+    kept beside it as `out`'s stem plus "-1" (or the first free number), named in the
+    OutputError raised. The commands refuse an existing output before any work, so this
+    is a file that appeared while they ran. An OSError is left to the caller.
     """
+    shown = os.fspath(out) if name is None else name
     if overwrite:
         os.replace(tmp, out)
-    else:
-        _publish_no_clobber(tmp, out, os.fspath(out) if name is None else name)
+    elif not _claim(tmp, out):
+        for n in range(1, 1000):
+            aside = out.with_name(f"{out.stem}-{n}{out.suffix}")
+            if _claim(tmp, aside):
+                fsync_dir(out.parent)
+                raise OutputError(
+                    f"{quoted(shown)} exists now and was left as it is; this run's result "
+                    f"is in {quoted(str(aside))}"
+                )
+        raise exists_error(shown)
     fsync_dir(out.parent)
 
 
-def _publish_no_clobber(tmp: str, out: Path, name: str) -> None:
+def _claim(tmp: str, out: Path) -> bool:
+    """Give the file `tmp` the name `out` unless something has it: False then."""
     try:
         # link() fails if the target exists, so a file created meanwhile is never lost.
         os.link(tmp, out)
     except FileExistsError:
-        raise exists_error(name) from None
+        return False
     except OSError as e:
         if e.errno not in _NO_LINK_ERRNOS:
             raise
         if os.path.lexists(out):
-            raise exists_error(name) from None
+            return False
         os.replace(tmp, out)
     else:
         os.unlink(tmp)
+    return True
 
 
 @contextlib.contextmanager

@@ -495,9 +495,11 @@ def save_image(
     ``alpha`` (or the alpha of an ``"RGBA"`` ``img``) is kept for PNG, WebP and TIFF and
     dropped for JPEG and BMP. ``metadata`` is stored as PNG iTXt chunks and ignored for
     other formats. The file appears complete or not at all; without ``overwrite`` an
-    existing file is never replaced, even if it appears while saving.
+    existing file is never replaced: the picture goes beside it as NAME-1 (or the first
+    free number) and an OutputError says so, since a command that checked its output
+    before its work has nothing else to save it in.
     """
-    out = check_output_path(path, overwrite=overwrite)
+    out = check_output_path(path, overwrite=True)  # the format and folder; the name below
     name = os.fspath(path)
     fmt = OUTPUT_FORMATS[out.suffix.lower()]
 
