@@ -453,3 +453,20 @@ def test_painting_masks_travel_to_the_workers(
     results = {r.job.output.name: r for r in run_batch(jobs + missing, tmp_path / "out", workers=1)}
     assert results[jobs[0].output.name].status == "done"
     assert results["other.png"].status == "failed" and "gone.png" in str(results["other.png"].error)
+
+
+@pytest.mark.parametrize("below", ["", "styled"])
+def test_a_batch_into_its_own_input_folder_does_not_paint_its_results_again(
+    photos: Path, styles: list[Path], below: str
+) -> None:
+    # Run twice, as the help says to resume: the first run's pictures are not new photos.
+    out = photos / below
+    args = ["batch", str(photos), *_style_args(styles[:1]), "-o", str(out), "-q", *INSTANT]
+    assert main(args) == 0
+    assert main(args) == 0
+    assert sorted(str(r["output"]) for r in _records(out)) == [
+        "city/tubingen__hokusai_great_wave.png",
+        "kodim21_lighthouse__hokusai_great_wave.png",
+        "kodim23_parrots__hokusai_great_wave.png",
+    ]
+    assert len(list(photos.rglob("*__hokusai_great_wave*"))) == 3

@@ -206,13 +206,21 @@ def _manifest_jobs(path: Path, styles: Sequence[Path], options: Options) -> list
 
 
 def plan(
-    inputs: Sequence[Path], styles: Sequence[Path], options: Options | None = None
+    inputs: Sequence[Path],
+    styles: Sequence[Path],
+    options: Options | None = None,
+    output_folder: Path | None = None,
 ) -> list[Job]:
     """Jobs for files, folders (searched recursively for pictures and videos) and
     manifests (.csv or .jsonl: content, styles, options, output per row). Every content is
     paired with every style, one style per job, unless a manifest row names its styles
-    (then they are blended in one job)."""
+    (then they are blended in one job). A folder's search passes over the results that
+    `output_folder`'s manifest records, so a batch written into (or below) its own input
+    folder does not paint its results again when it is run again."""
     options = options or Options()
+    made: set[Path] = set()
+    if output_folder is not None:
+        made = {(output_folder / output).resolve() for output in finished(output_folder)}
     jobs: list[Job] = []
     for given in inputs:
         if given.suffix.lower() in MANIFEST_SUFFIXES and given.is_file():
@@ -225,6 +233,7 @@ def plan(
                 if p.is_file()
                 and _kind(p) is not None
                 and not any(part.startswith(".") for part in p.relative_to(given).parts)
+                and p.resolve() not in made
             )
             root: Path | None = given
         elif given.exists():

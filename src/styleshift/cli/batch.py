@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise StyleshiftError(f"--workers must be 1 or more, got {args.workers}")
     resolve_options(options, resolve_device(options.device), 1)  # refusals before any work
-    jobs = batch.plan(args.inputs, args.styles, options)
+    jobs = batch.plan(args.inputs, args.styles, options, args.output)
     if not jobs:
         raise StyleshiftError("no pictures or videos found in the inputs")
     bar = tqdm(total=len(jobs), unit="item", file=sys.stderr,
