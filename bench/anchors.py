@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,13 @@ from PIL import Image, ImageFilter
 # The same spread of paintings as the instant method's quality benchmark.
 from instant import PAINTINGS, REPO, SHARED  # bench/ is on the path when run as a script
 from styleshift import StyleTransfer
-from styleshift.apps.evaluate import evaluate_image
+from styleshift.apps.evaluate import Evaluation, evaluate_image
 from styleshift.core.metrics import Scorer
 from styleshift.core.weights import ensure_weights, load_state_dict
 from styleshift.io.image import load_image, resize_long_side
 
 ANCHORS = ("photo", "painting", "grey", "blur", "instant", "fast", "balanced")
-METRICS = {
+METRICS: dict[str, Callable[[Evaluation], float]] = {
     "content similarity": lambda e: e.content.similarity,
     "feature error": lambda e: e.content.feature_error,
     "SSIM": lambda e: e.content.ssim,

@@ -86,8 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "| preset | s (median) | runs |\n|---|---:|---|"
     )
     for r in rows:
-        runs = ", ".join(f"{t:.1f}" for t in r["runs"])
-        print(f"| {r['preset']} | {r['median_s']:.1f} | {runs} |")
+        times = ", ".join(f"{t:.1f}" for t in r["runs"])
+        print(f"| {r['preset']} | {r['median_s']:.1f} | {times} |")
     args.out.write_text(json.dumps({"machine": facts, "rows": rows}, indent=1) + "\n")
     return 0
 

@@ -125,7 +125,7 @@ def run_grid(args: argparse.Namespace) -> list[dict[str, Any]]:
             if (config, photo_name, painting_name) in done:
                 continue
             photo, painting = rgb(photo_path(photo_name)), rgb(SHARED / "style" / painting_name)
-            options = Options(preset=preset, size=args.size, **extra)  # type: ignore[arg-type]
+            options = Options(preset=preset, size=args.size, **extra)
             start = time.perf_counter()
             picture = engine.run(photo, painting, options).image.convert("RGB")
             seconds = time.perf_counter() - start

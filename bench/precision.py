@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -32,7 +32,9 @@ from styleshift.core.weights import ensure_weights, load_state_dict
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def seconds_per_evaluation(model: VGGFeatures, height: int, width: int, repeats: int) -> float:
+def seconds_per_evaluation(
+    model: Callable[[torch.Tensor], dict[str, torch.Tensor]], height: int, width: int, repeats: int
+) -> float:
     image = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     image.requires_grad_(True)
     times = []

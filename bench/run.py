@@ -154,6 +154,8 @@ class Referee:
         # the content weight, which each preset sets.
         o = resolve_options(Options(), torch.device("cpu"))
         self.options = o
+        assert o.content_weight is not None  # the preset's, filled in by resolve_options
+        self.content_weight = o.content_weight
         self.device = torch.device(device)
         state = {k: v.to(self.device) for k, v in state.items()}
         self.model = VGGFeatures(state, (*o.content_layers, *o.style_layers), o.pooling)
@@ -194,7 +196,7 @@ class Referee:
         content = sum(float(loss(feats[n])) for n, loss in self.content_losses.items())
         content /= len(self.content_losses)
         out = {
-            "content": o.content_weight * content,
+            "content": self.content_weight * content,
             "style": self.style_weight * self._style(feats),
             "tv": o.tv_weight * float(self.tv(x)),
         }

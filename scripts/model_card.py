@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -103,7 +104,7 @@ def reconstruction(path: Path, sizes: tuple[int, ...] = (256, 512)) -> str:
 
 def main() -> int:
     args = sys.argv[1:]
-    show = card
+    show: Callable[[Path], str] = card
     if args[:1] == ["--psnr"]:
         args, show = args[1:], reconstruction
     for arg in args:

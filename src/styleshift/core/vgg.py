@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal, get_args
+from typing import Literal, cast, get_args
 
 import torch
 from torch import Tensor, nn
@@ -52,10 +52,10 @@ def check_layers(names: Iterable[str], what: str) -> tuple[str, ...]:
     return names
 
 
-def check_level(level: str) -> str:
+def check_level(level: str) -> Level:
     if level not in LEVELS:
         raise OptionError(f"unknown decoder level '{level}'; {choice_hint(level, LEVELS)}")
-    return level
+    return cast(Level, level)
 
 
 class VGGFeatures(nn.Module):

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core.errors import InputError, one_line
-from ..core.vgg import LAYERS, LEVELS, Pooling, check_level
+from ..core.vgg import LAYERS, LEVELS, Level, Pooling, check_level
 from ..core.weights import read_safetensors, sha256_file
 from ..io.files import atomic_path
 
@@ -68,7 +68,7 @@ class Decoder(nn.Module):
 class ModelInfo:
     """What a model file says about itself."""
 
-    level: str
+    level: Level
     pooling: Pooling
     steps: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -138,7 +138,9 @@ def load_model(path: Path, *, sha256: str | None = None) -> tuple[Decoder, Model
     decoder.requires_grad_(False).eval()
     extra = {k[2:]: v for k, v in metadata.items() if k.startswith("x.")}
     steps = metadata.get("steps", "0")
-    info = ModelInfo(level, cast(Pooling, pooling), int(steps) if steps.isdigit() else 0, extra)
+    info = ModelInfo(
+        cast(Level, level), cast(Pooling, pooling), int(steps) if steps.isdigit() else 0, extra
+    )
     return decoder, info
 
 
