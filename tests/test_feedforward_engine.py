@@ -303,16 +303,18 @@ def test_a_painting_is_encoded_once_for_many_pictures(
     painting: Image.Image,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from styleshift.feedforward import engine as feedforward_engine
+    from styleshift.feedforward import tiles
 
     calls: list[tuple[int, ...]] = []
-    real = feedforward_engine._encode
+    real = tiles.encode
 
-    def counting(encoder: VGGFeatures, image: torch.Tensor, device: torch.device) -> torch.Tensor:
+    def counting(
+        encoder: VGGFeatures, image: torch.Tensor, level: str, tile: int | None
+    ) -> torch.Tensor:
         calls.append(tuple(image.shape))
-        return real(encoder, image, device)
+        return real(encoder, image, level, tile)
 
-    monkeypatch.setattr(feedforward_engine, "_encode", counting)
+    monkeypatch.setattr(tiles, "encode", counting)
     # A size no other test uses; float32, as the pictures are compared bit for bit.
     opts = Options(preset="instant", size=96, style_scale=0.77, precision="float32")
     first = engine.run(photo, painting, opts)

@@ -268,7 +268,7 @@ def test_options_are_resolved_once_and_resolving_again_checks_only_the_counts():
     [
         ({"preset": "instant", "iterations": (5,)}, "--iterations does not apply to the feed"),
         ({"method": "efdm", "content_weight": 1.0}, "--content-weight does not apply"),
-        ({"method": "adain", "max_memory": 2.0}, "--max-memory does not apply"),
+        ({"method": "adain", "tv_weight": 3.0}, "--tv-weight does not apply"),
         ({"preset": "fast", "strength": 0.5}, "--strength does not apply to the optimisation"),
         ({"model": "x.safetensors"}, "--model does not apply to the optimisation"),
         ({"preset": "instant", "method": "gatys"}, "preset instant is a feed-forward pass"),

@@ -230,9 +230,11 @@ class Options:
     )
     max_memory: float | None = _opt(
         None,
-        "memory budget in GiB; scales that need more are computed in overlapping tiles "
+        "memory budget in GiB; a picture (or an optimisation's scale) that needs more is "
+        "computed in overlapping tiles "
         f"(default: {MEMORY_FRACTION:.0%} of the memory available when the run starts, "
         "up to 75% where an output needs more)",
+        COMMON,
     )
     time: float | None = _opt(
         None,
@@ -245,6 +247,10 @@ class Options:
     def feedforward(self) -> bool:
         """Whether this (resolved) run is one feed-forward pass rather than optimisation."""
         return self.method in FEEDFORWARD
+
+    def memory_budget(self) -> int | None:
+        """--max-memory in bytes; None leaves the budget to the engine."""
+        return None if self.max_memory is None else int(self.max_memory * 2**30)
 
     def input_files(self) -> list[str]:
         """The files a run reads besides its photo and paintings: the masks, the
@@ -445,6 +451,8 @@ def _validate_common(o: ResolvedOptions) -> None:
         raise OptionError(
             f"unknown colour mode '{o.preserve_color}'; use none, luminance or histogram"
         )
+    if o.max_memory is not None and (not math.isfinite(o.max_memory) or o.max_memory <= 0):
+        raise OptionError(f"max memory must be more than zero GiB, got {o.max_memory}")
 
 
 def _validate(o: OptimisationOptions) -> None:
@@ -462,8 +470,6 @@ def _validate(o: OptimisationOptions) -> None:
         raise OptionError(
             f"style layer weights must be non-negative with a positive sum, got {values}"
         )
-    if o.max_memory is not None and (not math.isfinite(o.max_memory) or o.max_memory <= 0):
-        raise OptionError(f"max memory must be more than zero GiB, got {o.max_memory}")
     if o.time is not None and (not math.isfinite(o.time) or o.time <= 0):
         raise OptionError(f"time must be more than zero seconds, got {o.time}")
     if not math.isfinite(o.learning_rate) or o.learning_rate <= 0:

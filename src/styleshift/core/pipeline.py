@@ -14,6 +14,7 @@ from ..io.image import (
     as_image,
     long_side_for,
     resize_long_side,
+    scaled_size,
     split_alpha,
     to_image,
     to_tensor,
@@ -29,6 +30,32 @@ def open_inputs(
     return image, alpha, [split_alpha(as_image(s, what="style image"))[0] for s in styles]
 
 
+def style_sides(
+    styles: Sequence[Image.Image], size: int, style_scale: float, min_style_side: int
+) -> list[int]:
+    """The long side each painting is used at, beside a picture of long side `size`."""
+    side = round(size * style_scale)
+    # Their statistics do not depend on the size, so a narrow painting is enlarged
+    # rather than padded.
+    return [long_side_for(p.size, side, min_style_side) for p in styles]
+
+
+def sizes(
+    content: Image.Image,
+    styles: Sequence[Image.Image],
+    size: int,
+    style_scale: float,
+    min_style_side: int,
+) -> list[tuple[int, int]]:
+    """(width, height) of the content and of each style as `prepare` makes them, without
+    making them: what a memory check needs before any large image exists."""
+    sides = style_sides(styles, size, style_scale, min_style_side)
+    return [
+        scaled_size(content.size, size),
+        *(scaled_size(p.size, side) for p, side in zip(styles, sides, strict=True)),
+    ]
+
+
 def prepare(
     content: Image.Image,
     styles: Sequence[Image.Image],
@@ -39,12 +66,8 @@ def prepare(
 ) -> tuple[Tensor, list[Tensor]]:
     """Content and style tensors at their sizes, with the colour mode applied."""
     c = to_tensor(resize_long_side(content, size))
-    side = round(size * style_scale)
-    # Their statistics do not depend on the size, so a narrow painting is enlarged
-    # rather than padded.
-    s = [
-        to_tensor(resize_long_side(p, long_side_for(p.size, side, min_style_side))) for p in styles
-    ]
+    sides = style_sides(styles, size, style_scale, min_style_side)
+    s = [to_tensor(resize_long_side(p, side)) for p, side in zip(styles, sides, strict=True)]
     if mode == "histogram":
         s = [color.match_color(x, c) for x in s]
     elif mode == "luminance":

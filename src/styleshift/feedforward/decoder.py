@@ -144,12 +144,17 @@ def load_model(path: Path, *, sha256: str | None = None) -> tuple[Decoder, Model
     return decoder, info
 
 
+def padded_side(side: int, multiple: int, minimum: int = 0) -> int:
+    """What `pad_to_multiple` makes of a side."""
+    return max(minimum, side + -side % multiple)
+
+
 def pad_to_multiple(image: Tensor, multiple: int, minimum: int = 0) -> Tensor:
     """Reflect-pad the bottom and right so both sides divide by `multiple` (the encoder's
     stride) and are at least `minimum`, so that the decoder gives back exactly the
     input's size after cropping."""
     h, w = image.shape[-2:]
-    pad_h, pad_w = (max(minimum, side + -side % multiple) - side for side in (h, w))
+    pad_h, pad_w = (padded_side(side, multiple, minimum) - side for side in (h, w))
     if not pad_h and not pad_w:
         return image
     mode = "reflect" if pad_h < h and pad_w < w else "replicate"

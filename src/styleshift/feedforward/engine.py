@@ -23,12 +23,13 @@ from torch import Tensor
 
 from ..core.errors import InputError
 from ..core.options import DEFAULT_TRANSFORM, ResolvedOptions, normalised
-from ..core.pipeline import finish, open_inputs, prepare
+from ..core.pipeline import finish, open_inputs, prepare, sizes
 from ..core.regions import Regions, open_painting_masks, open_regions
 from ..core.results import Progress, ProgressFn, Result, ScaleReport
 from ..core.vgg import LEVELS, VGGFeatures, stride
 from ..io.image import ImageLike
-from .decoder import Decoder, ModelInfo, load_model, pad_to_multiple
+from . import tiles
+from .decoder import Decoder, ModelInfo, load_model, pad_to_multiple, padded_side
 from .transforms import stylise_features, stylise_regions
 
 # The decoders shipped inside the package (docs/model-card.md) and their sha256, checked
@@ -50,6 +51,9 @@ def shipped_model(level: str = "relu4_1") -> Path:
 
 
 STYLE_CACHE = 8  # paintings x levels whose features are kept
+# Larger features (a painting past about 2900 px square at relu4_1) are not kept: a
+# print-size run would otherwise hold them long after it ended.
+STYLE_CACHE_BYTES = 2**28
 # The least side of a painting: what every decoder level encodes to two feature pixels.
 MIN_SIDE = 2 * stride(LEVELS[-1])
 
@@ -65,21 +69,68 @@ class FeedForward:
         self._styles: OrderedDict[tuple[object, ...], Tensor] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _style_features(self, encoder: VGGFeatures, style: Tensor, info: ModelInfo) -> Tensor:
-        """A painting's features, kept for the next calls: a video or a batch encodes its
-        painting once, not once a frame."""
+    def _style_features(
+        self,
+        encoder: VGGFeatures,
+        style: Tensor,
+        model: tuple[Decoder, ModelInfo],
+        budget: int | None,
+    ) -> Tensor:
+        """A painting's features, kept for the next calls (unless they are large): a
+        video or a batch encodes its painting once, not once a frame."""
+        decoder, info = model
         digest = hashlib.blake2b(style.detach().cpu().numpy().tobytes(), digest_size=16)
         key = (info.level, info.pooling, encoder.dtype, tuple(style.shape), digest.hexdigest())
         with self._lock:  # the web page runs jobs in several threads
             if key in self._styles:
                 self._styles.move_to_end(key)
                 return self._styles[key]
-        features = _encode(encoder, style, self.device)
-        with self._lock:
-            self._styles[key] = features
-            while len(self._styles) > STYLE_CACHE:
-                self._styles.popitem(last=False)
+        features = self._encode(encoder, style, decoder, budget)
+        if features.numel() * features.element_size() <= STYLE_CACHE_BYTES:
+            with self._lock:
+                self._styles[key] = features
+                while len(self._styles) > STYLE_CACHE:
+                    self._styles.popitem(last=False)
         return features
+
+    def _encode(
+        self, encoder: VGGFeatures, image: Tensor, decoder: Decoder, budget: int | None
+    ) -> Tensor:
+        """(C, h, w) features of one image, padded so that the decoder gives back its
+        size, in tiles where the whole would not fit the memory budget (None: the
+        default share of what is available)."""
+        s = stride(decoder.level)
+        # Two feature pixels at least: the decoder's first reflection padding needs them.
+        padded = pad_to_multiple(image.to(self.device), s, minimum=2 * s)
+        h, w = padded.shape[-2:]
+        return tiles.encode(encoder, padded, decoder.level, self._plan(h, w, decoder, budget))
+
+    def _plan(self, h: int, w: int, decoder: Decoder, budget: int | None) -> int | None:
+        if budget is None:
+            budget = tiles.default_budget(h, w, decoder, self.device)
+        return tiles.plan(h, w, decoder, budget)
+
+    def memory_plan(
+        self,
+        sizes: Sequence[tuple[int, int]],
+        levels: Sequence[str],
+        models: Sequence[str] = (),
+        budget: int | None = None,
+    ) -> tuple[int, int | None]:
+        """The memory budget for pictures of these (width, height) sizes, the photo's
+        first (`budget`, or the default for the largest), and the photo's tile side at
+        the first level (None: whole). Raises OptionError, before any of them exists,
+        where one would not fit the budget even in the smallest tiles."""
+        shapes = [
+            (decoder, padded_side(h, s, 2 * s), padded_side(w, s, 2 * s))
+            for decoder, _ in self.decoders(levels, models)
+            for s in [stride(decoder.level)]
+            for w, h in sizes
+        ]
+        if budget is None:
+            budget = max(tiles.default_budget(h, w, d, self.device) for d, h, w in shapes)
+        plans = [tiles.plan(h, w, decoder, budget) for decoder, h, w in shapes]
+        return budget, plans[0]
 
     def _encoder(self, info: ModelInfo, dtype: torch.dtype) -> VGGFeatures:
         """VGG-19 to the decoder's level, built once: in bfloat16 building it copies the
@@ -134,6 +185,7 @@ class FeedForward:
         on_stage: Callable[[str], None] | None = None,
         regions: Regions | None = None,
         painting_regions: Sequence[Regions | None] = (),
+        budget: int | None = None,
     ) -> Tensor:
         """(1, 3, H, W) content and styles in 0..1 -> the stylised (1, 3, H, W) in 0..1.
 
@@ -142,17 +194,20 @@ class FeedForward:
         (universal style transfer's multi-level stylisation). With `regions`, each region
         is moved towards its own styles, and the photo is kept where no region reaches;
         with `painting_regions` (one per style, None for all of it), each style's
-        statistics come from its painting's masked part only."""
+        statistics come from its painting's masked part only. The networks run in tiles
+        where a pass over the whole picture would not fit `budget` bytes (None: a share
+        of the memory available)."""
         h, w = content.shape[-2:]
-        reduced = dtype != torch.float32
         x = content.to(self.device)
         for decoder, info in self.decoders(levels, models):
             encoder = self._encoder(info, dtype)
             style_features = [
-                _inside(self._style_features(encoder, s, info), where, s, info.level)
+                _inside(
+                    self._style_features(encoder, s, (decoder, info), budget), where, s, info.level
+                )
                 for s, where in zip(styles, painting_regions or [None] * len(styles), strict=True)
             ]
-            content_features = _encode(encoder, x, self.device)
+            content_features = self._encode(encoder, x, decoder, budget)
             if regions is None:
                 mixed = stylise_features(
                     transform, content_features, style_features, weights, strength
@@ -171,13 +226,11 @@ class FeedForward:
                 )
             if on_stage is not None:
                 on_stage(f"{info.level} transformed")
-            y = mixed.unsqueeze(0)
-            if reduced:
-                y = y.contiguous(memory_format=torch.channels_last)
-                decoder = decoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-            with torch.autocast(self.device.type, dtype=dtype, enabled=reduced):
-                out: Tensor = decoder(y)
-            x = out.float()[..., :h, :w].clamp(0, 1).contiguous()
+            del content_features
+            s = stride(info.level)
+            plan = self._plan(mixed.shape[-2] * s, mixed.shape[-1] * s, decoder, budget)
+            out = tiles.decode(decoder, mixed.unsqueeze(0), plan, dtype)
+            x = out[..., :h, :w].clamp(0, 1).contiguous()
             if regions is not None:
                 x = regions.keep_photo(x, content)
             if on_stage is not None:
@@ -197,15 +250,6 @@ def _inside(features: Tensor, where: Regions | None, painting: Tensor, level: st
     if int(keep.sum()) < 2:  # a sliver at this level's coarse grid: its best positions
         keep = share >= share.max() * 0.5
     return features[:, keep].unsqueeze(1)
-
-
-def _encode(encoder: VGGFeatures, image: Tensor, device: torch.device) -> Tensor:
-    """(C, h, w) features of one image, padded so the decoder gives back its size."""
-    (level,) = encoder.layers
-    # Two feature pixels at least: the decoder's first reflection padding needs them.
-    padded = pad_to_multiple(image.to(device), stride(level), minimum=2 * stride(level))
-    features: Tensor = encoder(padded)[level]
-    return features[0]
 
 
 def start_image(
@@ -228,6 +272,7 @@ def start_image(
         levels=opts.levels,
         models=opts.model or (),
         dtype=torch.bfloat16 if opts.precision == "bfloat16" else torch.float32,
+        budget=opts.memory_budget(),
         regions=regions,
         painting_regions=open_painting_masks(opts.style_mask, styles)[0],
     )
@@ -244,11 +289,16 @@ def run(
     of one scale, and a last step for the finished picture."""
     start = time.perf_counter()
     image, alpha, style_images = open_inputs(content, styles)
+    budget, tile = feedforward.memory_plan(  # before the large images are made
+        sizes(image, style_images, opts.size, opts.style_scale, MIN_SIDE),
+        opts.levels,
+        opts.model or (),
+        opts.memory_budget(),
+    )
     c, s = prepare(image, style_images, opts.size, opts.style_scale, opts.preserve_color, MIN_SIDE)
     size = (int(c.shape[-1]), int(c.shape[-2]))
     regions = open_regions(opts.mask, image, len(s)) if opts.mask else None
     painting_regions, notes = open_painting_masks(opts.style_mask, style_images)
-    feedforward.decoders(opts.levels, opts.model or ())  # bad files fail first
     picture: list[Image.Image] = []
     steps = 2 * len(opts.levels) + 1
     done = [0]
@@ -285,6 +335,7 @@ def run(
         levels=opts.levels,
         models=opts.model or (),
         dtype=torch.bfloat16 if opts.precision == "bfloat16" else torch.float32,
+        budget=budget,
         on_stage=stage,
         regions=regions,
         painting_regions=painting_regions,
@@ -298,7 +349,7 @@ def run(
         image=picture[0],
         loss=math.nan,
         losses={},
-        scales=(ScaleReport(size, 0, seconds, math.nan),),
+        scales=(ScaleReport(size, 0, seconds, math.nan, tile),),
         seconds=seconds,
         device=str(feedforward.device),
         options=opts,

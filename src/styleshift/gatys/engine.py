@@ -25,6 +25,7 @@ from ..core.options import MEMORY_FRACTION, OptimisationOptions
 from ..core.pipeline import finish, open_inputs
 from ..core.regions import Regions, open_regions
 from ..core.results import ExtraTerm, Interrupted, Progress, ProgressFn, Result, ScaleReport
+from ..core.tiling import available_memory
 from ..core.vgg import VGGFeatures
 from ..io.image import ImageLike, as_image, long_side_for, scaled_size, to_tensor
 from . import tiles
@@ -78,16 +79,15 @@ class Run:
             iterations_for(opts.iterations, len(self.sizes)), model.min_side
         )
         overhead = tiles.pass_overhead(model)
-        self.budget = (
-            int(opts.max_memory * 2**30)
-            if opts.max_memory is not None
-            else tiles.default_budget(
+        budget = opts.memory_budget()
+        if budget is None:
+            budget = tiles.default_budget(
                 *self._shape(self.sizes[-1]),
-                tiles.available_memory(self.device),
+                available_memory(self.device),
                 MEMORY_FRACTION,
                 overhead,
             )
-        )
+        self.budget = budget
         # Planned up front, so a budget too small for the output fails before any work.
         # Largest first, so that the error names the output's size.
         self.plans = [

@@ -25,6 +25,7 @@ from ..core.losses import (
 from ..core.options import OptimisationOptions, normalised
 from ..core.regions import SUPPORT, Regions, open_painting_masks
 from ..core.results import ExtraTerm
+from ..core.tiling import Tile
 from ..core.vgg import VGGFeatures, stride
 from ..io.image import long_side_for, resize_long_side, to_tensor
 from . import tiles
@@ -284,7 +285,7 @@ class Objective:
         # Pass 2: each tile's share of the gradient. The style part is the Gram gradient
         # dotted with the tile's share of the Gram matrix, whose gradient is exactly the
         # tile's part of the whole image's style gradient.
-        def tile_loss(feats: dict[str, Tensor], t: tiles.Tile) -> Tensor:
+        def tile_loss(feats: dict[str, Tensor], t: Tile) -> Tensor:
             nonlocal content
             share = torch.zeros((), device=x.device)
             for region, weight in zip(gram_grads, targets.weights, strict=True):

@@ -16,9 +16,7 @@ evaluations so that no border stays in one place long enough to leave a seam.
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import memory
+from ..core import memory, tiling
 from ..core.errors import OptionError
+from ..core.tiling import HEADROOM, Tile
 from ..core.vgg import VGGFeatures, stride
 
 ALIGN = 16
@@ -51,65 +50,13 @@ _CONTENT_BYTES = 512 * 4 // 64
 REDUCED_WEIGHT_COPIES = 3
 HISTORY = 50  # L-BFGS curvature pairs kept when memory allows
 MIN_HISTORY = 5
-# The share of the budget the plan fills. The rest is for what the estimate leaves out:
-# the interpreter and weights, and what the heap holds between two releases (see memory).
-# A 2048 px run planned at 3.7 GiB peaked at 3.6 GiB (docs/performance.md).
-HEADROOM = 0.65
-
-
-@dataclass(frozen=True)
-class Tile:
-    """A tile's interior (the positions it is scored on) and the crop it is run on."""
-
-    top: int
-    bottom: int
-    left: int
-    right: int
-    crop: tuple[int, int, int, int]  # top, bottom, left, right
-
-    def crop_of(self, image: Tensor) -> Tensor:
-        top, bottom, left, right = self.crop
-        return image[..., top:bottom, left:right]
-
-    def interior(self, features: Tensor, layer: str) -> Tensor:
-        """The part of a crop's feature map that lies in this tile's interior."""
-        s = stride(layer)
-        top, left = self.crop[0] // s, self.crop[2] // s
-        return features[
-            ...,
-            self.top // s - top : self.bottom // s - top,
-            self.left // s - left : self.right // s - left,
-        ]
-
-    def region(self, layer: str) -> tuple[slice, slice]:
-        """This tile's interior in the whole image's feature map of `layer`."""
-        s = stride(layer)
-        return slice(self.top // s, self.bottom // s), slice(self.left // s, self.right // s)
-
-
-def _cuts(length: int, tile: int, offset: int) -> list[int]:
-    inner = range(offset % tile or tile, length, tile)
-    return [0, *inner, length]
 
 
 def grid(
     height: int, width: int, tile: int, offset: tuple[int, int] = (0, 0), margin: int = MARGIN
 ) -> list[Tile]:
     """Tiles covering the image; `offset` (multiples of ALIGN) shifts the grid."""
-    if tile % ALIGN or margin % ALIGN or offset[0] % ALIGN or offset[1] % ALIGN:
-        raise ValueError(f"tile, margin and offset must be multiples of {ALIGN}")
-    rows, cols = _cuts(height, tile, offset[0]), _cuts(width, tile, offset[1])
-    tiles = []
-    for top, bottom in itertools.pairwise(rows):
-        for left, right in itertools.pairwise(cols):
-            crop = (
-                max(0, top - margin),
-                min(height, bottom + margin),
-                max(0, left - margin),
-                min(width, right + margin),
-            )
-            tiles.append(Tile(top, bottom, left, right, crop))
-    return tiles
+    return tiling.grid(height, width, tile, margin=margin, offset=offset, align=ALIGN)
 
 
 def shifted_grid(height: int, width: int, tile: int, generator: torch.Generator) -> list[Tile]:
@@ -128,22 +75,6 @@ class Plan:
 
     tile: int | None
     history: int
-
-
-def available_memory(device: torch.device) -> int:
-    """Bytes a run may reasonably count on: free device memory, or available RAM."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    if device.type == "mps":
-        return int(torch.mps.recommended_max_memory())
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
 def pass_overhead(model: VGGFeatures) -> int:
