@@ -84,6 +84,28 @@ def test_a_non_empty_report_folder_is_kept(
     assert (tmp_path / "r" / "mine.txt").read_text() == "keep"
 
 
+def test_a_configuration_that_cannot_run_keeps_the_report_of_those_before_it(
+    images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found only once runs have started (here a size beyond any memory): the finished
+    runs are kept in the report, with the reason on the page and in one line."""
+    photo, painting = images / "content" / "tubingen.jpg", images / "style" / "picabia_udnie.jpg"
+    report = tmp_path / "r"
+    argv = ["compare", str(photo), str(painting), "-o", str(report), "--presets", "instant", "-q"]
+    assert main([*argv, "--sweep", "size=64,40000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "too small for a 40000x30000 picture" in err
+    assert f"the report of the 1 run before it: {report / 'index.html'}" in err
+    page = (report / "index.html").read_text()
+    assert "Stopped:" in page and "picabia_udnie__instant_size=64.png" in page
+    assert (report / "results" / "picabia_udnie__instant_size=64.png").is_file()
+    # When nothing ran, the folder it made is taken back, so the command can be rerun.
+    fresh = tmp_path / "fresh"
+    argv[argv.index(str(report))] = str(fresh)
+    assert main([*argv, "--sweep", "size=40000,64"]) == 2
+    assert "report" not in capsys.readouterr().err and not fresh.exists()
+
+
 @pytest.mark.parametrize("where", ["inputs/p.png", "p.png", "results/m.png"])
 def test_a_report_folder_holding_an_input_is_refused_even_with_overwrite(
     where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

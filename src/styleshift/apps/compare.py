@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ..core.device import fast_bfloat16_unit
-from ..core.errors import OptionError, OutputError, choice_hint
+from ..core.errors import OptionError, OutputError, StyleshiftError, choice_hint, one_line
 from ..core.memory import PeakMemory
 from ..core.metrics import Scorer
 from ..core.options import FIELD_METHODS, Options, Preset, method_of, without_foreign
@@ -93,6 +93,7 @@ class Comparison:
     runs: list[Run] = field(default_factory=list)
     machine: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False
+    error: str | None = None  # why the runs stopped early, when a configuration could not run
 
 
 def slug(text: str) -> str:
@@ -141,6 +142,19 @@ def prepare_folder(folder: Path, *, overwrite: bool, inputs: Sequence[object] = 
         (folder / sub).mkdir(parents=True, exist_ok=True)
 
 
+def remove_folder(folder: Path, comparison: Comparison) -> None:
+    """Takes back a report folder that `prepare_folder` made for a comparison that ran
+    nothing: the copies of its inputs, then the folders if they are empty (anything
+    else put there meanwhile stays)."""
+    for name in (comparison.photo, *comparison.paintings):
+        (folder / name).unlink(missing_ok=True)
+    for sub in (folder / "inputs", folder / "results", folder):
+        try:
+            sub.rmdir()
+        except OSError:
+            return
+
+
 def compare(
     engine: StyleTransfer,
     scorer: Scorer,
@@ -156,7 +170,9 @@ def compare(
     """Runs every configuration on the photo with each painting, scores the results and
     the `outputs` made elsewhere (against every painting), and keeps the pictures in
     `folder` (made by `prepare_folder`). On Ctrl-C the finished runs are returned with
-    `interrupted` set. `on_run(done, total, label)` is called before each run."""
+    `interrupted` set, and so they are with `error` set when a configuration cannot run
+    (a size beyond the memory, a time too short on this machine): what is found only
+    once a run has started. `on_run(done, total, label)` is called before each run."""
     # Loaded first, so a bad input fails with its own name and one line before any run.
     content = load_image(photo)
     pictures = [load_image(p) for p in paintings]
@@ -187,6 +203,8 @@ def compare(
                 )
     except KeyboardInterrupt:
         result.interrupted = True
+    except StyleshiftError as e:
+        result.error = one_line(e)
     return result
 
 

@@ -185,6 +185,9 @@ def write_report(comparison: Comparison, folder: Path, command: str = "") -> Pat
         "<p><b>Interrupted:</b> the runs that finished are shown.</p>"
         if comparison.interrupted
         else "",
+        f"<p><b>Stopped:</b> {html.escape(comparison.error)}; the runs before it are shown.</p>"
+        if comparison.error is not None
+        else "",
         f"<h2>Inputs</h2>{''.join(inputs)}",
         f"<h2>Results</h2>{''.join(results)}",
         "<h2>Scores</h2><p>In bold: the best of each column among the runs with the same "

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..core import weights
 from ..core.device import resolve_device
+from ..core.errors import StyleshiftError
 from ..core.metrics import Scorer
 from ..core.options import PRESETS, resolve_options
 from ..io.image import as_image
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     for path in pictures:
         as_image(path, what="input")
     masks = [name for config in configs for name in config.options.input_files()]
+    created = not args.output.exists()
     compare.prepare_folder(args.output, overwrite=args.overwrite, inputs=[*pictures, *masks])
     reporter = Reporter(enabled=not args.quiet and sys.stderr.isatty())
     engine = load_engine(args, str(device), reporter)
@@ -87,6 +89,13 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     finally:
         reporter.close()
+    if result.error is not None and not result.runs:
+        if created:  # nothing to show: the same command may be run again as it is
+            compare.remove_folder(args.output, result)
+        raise StyleshiftError(result.error)
     page = report.write_report(result, args.output, command=args.command_line)
+    if result.error is not None:
+        runs = f"{len(result.runs)} run{'s' if len(result.runs) > 1 else ''}"
+        raise StyleshiftError(f"{result.error} (the report of the {runs} before it: {page})")
     print(f"styleshift: wrote {page}", file=sys.stderr)
     return EXIT_INTERRUPTED if result.interrupted else 0
