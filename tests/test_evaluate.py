@@ -280,3 +280,37 @@ def test_a_masked_video_is_scored_inside_and_outside_each_frames_mask(
     assert "holds 3 masks and 4 frames are scored" in capsys.readouterr().err
     assert main(["evaluate", str(output), "--content", str(source), "--mask", str(left)]) == 2
     assert "name them with --style" in capsys.readouterr().err
+
+
+def test_a_large_picture_scored_in_tiles_scores_as_the_whole(
+    state_dict: dict[str, torch.Tensor],
+    photo: Image.Image,
+    painting: Image.Image,
+    stylised: Image.Image,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above WHOLE_PIXELS the features are gathered tile by tile (memory follows the
+    tile); every score must be the whole picture's. Small tiles force it here."""
+    from styleshift.core import metrics
+
+    photo = photo.resize(stylised.size)
+    mask = Image.new("L", stylised.size, 0)
+    mask.paste(255, (0, 0, stylised.width // 2, stylised.height))
+
+    def scores(scorer: Scorer) -> list[float]:
+        content, style = scorer.content(stylised, photo), scorer.style(stylised, photo, painting)
+        return [
+            content.similarity,
+            content.feature_error,
+            *style.layers.values(),
+            style.statistics_distance,
+            scorer.region_distance(stylised, painting, mask),
+        ]
+
+    whole = scores(Scorer(state_dict))
+    monkeypatch.setattr(metrics, "WHOLE_PIXELS", 0)
+    monkeypatch.setattr(metrics, "TILE", 64)  # several tiles in each direction
+    tiled = scores(Scorer(state_dict))
+    assert tiled == pytest.approx(whole, rel=1e-4, abs=1e-6)
+    monkeypatch.setattr(metrics, "MARGIN", 16)  # the whole margin is what makes them agree
+    assert scores(Scorer(state_dict)) != pytest.approx(whole, rel=1e-3)

@@ -1,7 +1,10 @@
 """How a picture scores against its photo and painting (docs/evaluation.md has the anchors).
 
 The features come from an independent VGG-19 scorer: max pooling, as the network was
-trained, so not the optimisation's own average-pooled objective.
+trained, so not the optimisation's own average-pooled objective. A large image goes
+through it tile by tile, and what the scores need of its features (a `Summary`) is
+gathered from the tiles, so that memory follows the tile and the numbers stay the whole
+image's.
 
 Content fidelity, against the photo at the picture's size:
 - similarity: cosine of the relu4_2 features; 1 for the photo itself.
@@ -44,7 +47,8 @@ from torch import Tensor
 
 from ..io.image import resize_long_side, to_tensor
 from .errors import StyleshiftError
-from .losses import gram_matrix, relative_mse
+from .losses import relative_mse
+from .tiling import grid
 from .vgg import VGGFeatures, stride
 
 CONTENT_LAYER = "relu4_2"
@@ -150,19 +154,17 @@ def colour_distance(picture: Image.Image, painting: Image.Image) -> float:
     return float(np.sqrt(max(0.0, 1.0 - float(np.sqrt(p * q).sum()))))
 
 
-def _gram_errors(features: Mapping[str, Tensor], style: Mapping[str, Tensor]) -> dict[str, float]:
-    return {
-        n: float(relative_mse(gram_matrix(features[n]), gram_matrix(style[n])))
-        for n in STYLE_LAYERS
-    }
+def _gram_errors(features: Summary, style: Summary) -> dict[str, float]:
+    return {n: float(relative_mse(features.grams[n], style.grams[n])) for n in STYLE_LAYERS}
 
 
-def _statistics_distance(features: Mapping[str, Tensor], style: Mapping[str, Tensor]) -> float:
+def _statistics_distance(features: Summary, style: Summary) -> float:
     total = 0.0
     for n in STATISTICS_LAYERS:
-        x, s = features[n].flatten(2), style[n].flatten(2)
-        gap = (x.mean(2) - s.mean(2)).norm() + (x.std(2) - s.std(2)).norm()
-        total += float(gap / (s.mean(2).norm() + s.std(2).norm()).clamp_min(1e-12))
+        gap = (features.means[n] - style.means[n]).norm() + (
+            features.stds[n] - style.stds[n]
+        ).norm()
+        total += float(gap / (style.means[n].norm() + style.stds[n].norm()).clamp_min(1e-12))
     return total / len(STATISTICS_LAYERS)
 
 
@@ -178,6 +180,65 @@ def fit_painting(painting: Image.Image, size: tuple[int, int]) -> Image.Image:
     return resize_long_side(painting.convert("RGB"), max(size))
 
 
+@dataclass(frozen=True)
+class Summary:
+    """What the scores need of an image's features: the content layer's map, each style
+    layer's Gram matrix (weighted by a mask, if one was given) and each statistics
+    layer's channel means and standard deviations, all float32."""
+
+    content: Tensor  # (1, C, h, w)
+    grams: dict[str, Tensor]  # (1, C, C)
+    means: dict[str, Tensor]  # (1, C)
+    stds: dict[str, Tensor]  # (1, C)
+
+
+class _Sums:
+    """Sums over positions, gathered tile by tile in float64, that give the Gram
+    matrices, means and standard deviations of the whole image."""
+
+    def __init__(self) -> None:
+        self.grams: dict[str, Tensor] = {}
+        self.firsts: dict[str, Tensor] = {}
+        self.seconds: dict[str, Tensor] = {}
+        self.weights: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, name: str, features: Tensor, weight: Tensor | None) -> None:
+        flat = features.flatten(2)  # (1, C, n)
+        weighted = flat if weight is None else flat * weight.flatten(2)
+        gram = (weighted @ flat.transpose(1, 2)).double()
+        self.grams[name] = self.grams.get(name, 0) + gram
+        self.weights[name] = self.weights.get(name, 0.0) + (
+            flat.shape[2] if weight is None else float(weight.sum())
+        )
+        if name in STATISTICS_LAYERS:
+            first, second = (
+                flat.sum(2, dtype=torch.float64),
+                flat.square().sum(2, dtype=torch.float64),
+            )
+            self.firsts[name] = self.firsts.get(name, 0) + first
+            self.seconds[name] = self.seconds.get(name, 0) + second
+            self.counts[name] = self.counts.get(name, 0) + flat.shape[2]
+
+    def summary(self, content: Tensor) -> Summary:
+        means, stds = {}, {}
+        for n, count in self.counts.items():
+            mean = self.firsts[n] / count
+            # Unbiased, as torch.std over the positions of the whole image.
+            var = (self.seconds[n] - count * mean.square()) / max(count - 1, 1)
+            means[n], stds[n] = mean.float(), var.clamp_min(0).sqrt().float()
+        grams = {n: (g / max(self.weights[n], 1e-12)).float() for n, g in self.grams.items()}
+        return Summary(content, grams, means, stds)
+
+
+# Images over this many pixels are scored tile by tile: memory then follows the tile
+# (the whole 4096 x 3072 picture, photo and painting took 21 GB at once). The margin
+# covers how far VGG-19 reaches to relu5_1 (85 px), in whole steps of its 16 px grid.
+WHOLE_PIXELS = 1536 * 1536
+TILE = 1024
+MARGIN = 112
+
+
 class Scorer:
     """Scores pictures against photos and paintings, at the picture's size."""
 
@@ -185,28 +246,51 @@ class Scorer:
         self.device = torch.device(device)
         state = {k: v.to(self.device) for k, v in vgg_state.items()}
         self.model = VGGFeatures(state, (CONTENT_LAYER, *STYLE_LAYERS), "max")
-        self._cache: dict[str, dict[str, Tensor]] = {}
+        self._cache: dict[str, Summary] = {}
 
     @torch.no_grad()
-    def features(self, image: Image.Image, *, keep: bool = False) -> dict[str, Tensor]:
-        """VGG-19 features; with `keep`, the last few are kept by the picture's bytes (a
-        photo or painting is scored against many pictures of one size: the frames of a
-        video, the results of a comparison)."""
+    def summary(
+        self, image: Image.Image, weight: Tensor | None = None, *, keep: bool = False
+    ) -> Summary:
+        """The summary of an image's features, tile by tile if it is large; with `weight`
+        ((1, 1, H, W) in 0..1) the Gram matrices are the weighted region's. With `keep`,
+        the last few are kept by the picture's bytes (a photo or painting is scored
+        against many pictures of one size: the frames of a video, a comparison's runs)."""
         rgb = image.convert("RGB")
         key = hashlib.blake2b(rgb.tobytes(), digest_size=16).hexdigest() + str(rgb.size)
-        if key in self._cache:
+        if weight is None and key in self._cache:
             return self._cache[key]
-        out: dict[str, Tensor] = self.model(to_tensor(rgb).to(self.device))
-        if keep:
+        x = to_tensor(rgb).to(self.device)
+        h, w = x.shape[-2:]
+        tiles = [None] if h * w <= WHOLE_PIXELS else grid(h, w, TILE, margin=MARGIN, align=16)
+        sums, content = _Sums(), None
+        for tile in tiles:
+            features = self.model(x if tile is None else tile.crop_of(x))
+            for name, f in features.items():
+                rows, cols = (slice(None), slice(None)) if tile is None else tile.region(name)
+                if tile is not None:
+                    f = tile.interior(f, name)
+                if name == CONTENT_LAYER:
+                    if content is None:
+                        content = f.new_empty((*f.shape[:2], h // stride(name), w // stride(name)))
+                    content[..., rows, cols] = f
+                    continue
+                where = None
+                if weight is not None:
+                    where = F.avg_pool2d(weight, stride(name))[..., rows, cols]
+                sums.add(name, f, where)
+        assert content is not None
+        summary = sums.summary(content)
+        if keep and weight is None:
             if len(self._cache) >= 8:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = out
-        return out
+            self._cache[key] = summary
+        return summary
 
     def content(self, picture: Image.Image, photo: Image.Image) -> ContentScores:
         """`photo` must already have the picture's size (see `fit_photo`)."""
-        fx = self.features(picture)[CONTENT_LAYER].flatten()
-        fc = self.features(photo, keep=True)[CONTENT_LAYER].flatten()
+        fx = self.summary(picture).content.flatten()
+        fc = self.summary(photo, keep=True).content.flatten()
         return ContentScores(
             similarity=float(torch.nn.functional.cosine_similarity(fx, fc, dim=0)),
             feature_error=float(relative_mse(fx, fc)),
@@ -217,9 +301,9 @@ class Scorer:
     def style(self, picture: Image.Image, photo: Image.Image, painting: Image.Image) -> StyleScores:
         """`photo` at the picture's size, `painting` at its long side (`fit_painting`)."""
         fx, fc, fs = (
-            self.features(picture),
-            self.features(photo, keep=True),
-            self.features(painting, keep=True),
+            self.summary(picture),
+            self.summary(photo, keep=True),
+            self.summary(painting, keep=True),
         )
         layers = _gram_errors(fx, fs)
         distance = sum(layers.values()) / len(layers)
@@ -234,34 +318,28 @@ class Scorer:
             colour_distance=colour_distance(picture, painting),
         )
 
-    @torch.no_grad()
     def region_distance(
         self, picture: Image.Image, painting: Image.Image, mask: Image.Image
     ) -> float:
         """The style distance to `painting` of the part of `picture` that `mask` (white:
         inside) covers, resized to the picture."""
-        fx = self.features(picture)
-        fs = self.features(fit_painting(painting, picture.size), keep=True)
         weight = _mask_tensor(mask, picture.size).to(self.device)
-        errors = [
-            relative_mse(gram_matrix(fx[n], F.avg_pool2d(weight, stride(n))), gram_matrix(fs[n]))
-            for n in STYLE_LAYERS
-        ]
-        return float(sum(errors)) / len(errors)
+        fx = self.summary(picture, weight)
+        fs = self.summary(fit_painting(painting, picture.size), keep=True)
+        return sum(_gram_errors(fx, fs).values()) / len(STYLE_LAYERS)
 
-    @torch.no_grad()
     def score(self, picture: Image.Image, photo: Image.Image, painting: Image.Image) -> Scores:
         """The quick pair; the photo is resized to the picture's size, the painting to its
         long side."""
         photo = fit_photo(photo, picture.size)
         painting = fit_painting(painting, picture.size)
-        fx, fc, fs = (self.features(im) for im in (picture, photo, painting))
+        fx, fc, fs = (self.summary(im) for im in (picture, photo, painting))
         distance = sum(_gram_errors(fx, fs).values()) / len(STYLE_LAYERS)
         photo_distance = sum(_gram_errors(fc, fs).values()) / len(STYLE_LAYERS)
         return Scores(
             float(
                 torch.nn.functional.cosine_similarity(
-                    fx[CONTENT_LAYER].flatten(), fc[CONTENT_LAYER].flatten(), dim=0
+                    fx.content.flatten(), fc.content.flatten(), dim=0
                 )
             ),
             distance,
