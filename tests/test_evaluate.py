@@ -294,6 +294,7 @@ def test_a_large_picture_scored_in_tiles_scores_as_the_whole(
     from styleshift.core import metrics
 
     photo = photo.resize(stylised.size)
+    painting = metrics.fit_painting(painting, stylised.size)  # as evaluate scores it
     mask = Image.new("L", stylised.size, 0)
     mask.paste(255, (0, 0, stylised.width // 2, stylised.height))
 
