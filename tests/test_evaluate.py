@@ -315,3 +315,20 @@ def test_a_large_picture_scored_in_tiles_scores_as_the_whole(
     assert tiled == pytest.approx(whole, rel=1e-4, abs=1e-6)
     monkeypatch.setattr(metrics, "MARGIN", 16)  # the whole margin is what makes them agree
     assert scores(Scorer(state_dict)) != pytest.approx(whole, rel=1e-3)
+
+
+def test_each_image_goes_through_vgg_once_per_evaluation(
+    state_dict: dict[str, torch.Tensor], photo: Image.Image, painting: Image.Image
+) -> None:
+    """The picture serves its content score and every painting's; the painting, kept
+    while other pictures come and go, serves the next pictures too."""
+    scorer = Scorer(state_dict)
+    calls = []
+    forward = scorer.model.forward
+    scorer.model.forward = lambda x: calls.append(x.shape) or forward(x)  # type: ignore[method-assign]
+    second = painting.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    evaluate_image(scorer, photo, photo, [painting, second])
+    assert len(calls) == 3  # the photo (which is also the picture here), two paintings
+    for k in range(10):  # more pictures than the cache holds entries
+        evaluate_image(scorer, photo.rotate(k + 1), photo, [painting])
+    assert len(calls) == 3 + 10  # each new picture alone

@@ -11,6 +11,7 @@ from PIL import Image
 
 from styleshift import OptionError, Options, StyleTransfer
 from styleshift.cli import main
+from styleshift.core.tiling import vgg_margin
 from styleshift.core.vgg import VGGFeatures
 from styleshift.feedforward import tiles
 from styleshift.feedforward.decoder import Decoder, load_model
@@ -45,7 +46,7 @@ def test_tiles_give_the_whole_pictures_features_and_pixels(
             tiles.decode(decoder, features[None], tiled, torch.float32), picture, atol=1e-4
         )
     # Without their margins the tiles would differ: the margins are what makes them equal.
-    assert tiles.encoder_margin(level) > 0 and tiles.decoder_margin(decoder) > 0
+    assert vgg_margin(level) > 0 and tiles.decoder_margin(decoder) > 0
 
 
 def test_an_instant_picture_in_tiles_is_the_whole_one(

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -48,7 +49,7 @@ from torch import Tensor
 from ..io.image import resize_long_side, to_tensor
 from .errors import StyleshiftError
 from .losses import relative_mse
-from .tiling import grid
+from .tiling import grid, vgg_margin
 from .vgg import VGGFeatures, stride
 
 CONTENT_LAYER = "relu4_2"
@@ -232,11 +233,19 @@ class _Sums:
 
 
 # Images over this many pixels are scored tile by tile: memory then follows the tile
-# (the whole 4096 x 3072 picture, photo and painting took 21 GB at once). The margin
-# covers how far VGG-19 reaches to relu5_1 (85 px), in whole steps of its 16 px grid.
+# (the whole 4096 x 3072 picture, photo and painting took 21 GB at once).
 WHOLE_PIXELS = 1536 * 1536
+# Summaries kept, least recently used out first: a video's painting stays while its frames
+# come and go; at most this much of them (a 4096 px picture's content map is 400 MB).
+CACHE_ENTRIES = 8
+CACHE_BYTES = 2**30
 TILE = 1024
-MARGIN = 112
+MARGIN = vgg_margin(STYLE_LAYERS[-1])  # 112 px: VGG-19's reach to relu5_1
+
+
+def _bytes(summary: Summary) -> int:
+    tensors = [summary.content, *summary.grams.values()]
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 class Scorer:
@@ -246,7 +255,7 @@ class Scorer:
         self.device = torch.device(device)
         state = {k: v.to(self.device) for k, v in vgg_state.items()}
         self.model = VGGFeatures(state, (CONTENT_LAYER, *STYLE_LAYERS), "max")
-        self._cache: dict[str, Summary] = {}
+        self._cache: OrderedDict[str, Summary] = OrderedDict()
 
     @torch.no_grad()
     def summary(
@@ -254,15 +263,21 @@ class Scorer:
     ) -> Summary:
         """The summary of an image's features, tile by tile if it is large; with `weight`
         ((1, 1, H, W) in 0..1) the Gram matrices are the weighted region's. With `keep`,
-        the last few are kept by the picture's bytes (a photo or painting is scored
-        against many pictures of one size: the frames of a video, a comparison's runs)."""
+        the last few are kept by the picture's bytes (a picture is scored against its
+        photo and each painting, a photo or painting against many pictures of one size:
+        the frames of a video, a comparison's runs)."""
         rgb = image.convert("RGB")
         key = hashlib.blake2b(rgb.tobytes(), digest_size=16).hexdigest() + str(rgb.size)
         if weight is None and key in self._cache:
+            self._cache.move_to_end(key)
             return self._cache[key]
         x = to_tensor(rgb).to(self.device)
         h, w = x.shape[-2:]
-        tiles = [None] if h * w <= WHOLE_PIXELS else grid(h, w, TILE, margin=MARGIN, align=16)
+        tiles = (
+            [None]
+            if h * w <= WHOLE_PIXELS
+            else grid(h, w, TILE, margin=MARGIN, align=stride(STYLE_LAYERS[-1]))
+        )
         sums, content = _Sums(), None
         for tile in tiles:
             features = self.model(x if tile is None else tile.crop_of(x))
@@ -282,14 +297,16 @@ class Scorer:
         assert content is not None
         summary = sums.summary(content)
         if keep and weight is None:
-            if len(self._cache) >= 8:
-                self._cache.pop(next(iter(self._cache)))
             self._cache[key] = summary
+            while len(self._cache) > CACHE_ENTRIES or (
+                len(self._cache) > 1 and sum(map(_bytes, self._cache.values())) > CACHE_BYTES
+            ):
+                self._cache.popitem(last=False)
         return summary
 
     def content(self, picture: Image.Image, photo: Image.Image) -> ContentScores:
         """`photo` must already have the picture's size (see `fit_photo`)."""
-        fx = self.summary(picture).content.flatten()
+        fx = self.summary(picture, keep=True).content.flatten()
         fc = self.summary(photo, keep=True).content.flatten()
         return ContentScores(
             similarity=float(torch.nn.functional.cosine_similarity(fx, fc, dim=0)),
@@ -301,7 +318,7 @@ class Scorer:
     def style(self, picture: Image.Image, photo: Image.Image, painting: Image.Image) -> StyleScores:
         """`photo` at the picture's size, `painting` at its long side (`fit_painting`)."""
         fx, fc, fs = (
-            self.summary(picture),
+            self.summary(picture, keep=True),
             self.summary(photo, keep=True),
             self.summary(painting, keep=True),
         )

@@ -9,13 +9,15 @@ tiles) and by the feed-forward methods (their encoder and decoder in tiles).
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from .vgg import stride
+from .errors import OptionError
+from .vgg import LAYERS, stride
 
 # The share of a memory budget that a plan fills. The rest is for what the estimates leave
 # out: the interpreter and weights, and what the heap holds between two releases (see
@@ -100,3 +102,35 @@ def available_memory(device: torch.device) -> int:
     except OSError:
         pass
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def vgg_margin(layer: str) -> int:
+    """Pixels of context a crop needs around its interior so that VGG-19's features at
+    `layer` inside it are the whole image's: how far the layers up to it reach (a 3x3
+    convolution or a 2x2 pooling, one step of its grid on each side), rounded up to whole
+    positions of the layer, and one more for the pooling windows."""
+    reach, step = 0, 1
+    for name in LAYERS[: LAYERS.index(layer) + 1]:
+        if name.startswith(("conv", "pool")):
+            reach += step
+        if name.startswith("pool"):
+            step *= 2
+    s = stride(layer)
+    return (math.ceil(reach / s) + 1) * s
+
+
+def roomy_budget(least: int, available: int, fraction: float) -> int:
+    """`fraction` of the available memory, or more (up to three quarters of it) where the
+    work would otherwise need tiles too small to be efficient; `least` is the budget
+    that gives it efficient ones."""
+    return max(int(fraction * available), min(least, available * 3 // 4))
+
+
+def too_small(budget: int, width: int, height: int, least: int, what: str) -> OptionError:
+    """The refusal of a budget that cannot hold a `what` of width x height even in the
+    smallest tiles, with `least`, the budget that would."""
+    return OptionError(
+        f"a memory budget of {budget / 2**30:.2f} GiB is too small for a {width}x{height} "
+        f"{what}; allow at least {math.ceil(least / 2**28) / 4:.2f} GiB (--max-memory) "
+        "or choose a smaller size"
+    )

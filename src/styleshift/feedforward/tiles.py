@@ -15,10 +15,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..core.errors import OptionError
 from ..core.options import MEMORY_FRACTION
-from ..core.tiling import HEADROOM, available_memory, grid
-from ..core.vgg import LAYERS, stride
+from ..core.tiling import HEADROOM, available_memory, grid, roomy_budget, too_small, vgg_margin
+from ..core.vgg import stride
 from .decoder import Decoder
 
 # Peak memory of one pass per pixel of its input (encoder) or output (decoder): the growth
@@ -34,20 +33,6 @@ _IMAGE_BYTES = 4 * 12
 _FEATURE_COPIES = 8
 ALIGN = 16  # tile borders: VGG-19's downsampling at its deepest level
 MIN_TILE = 128  # the least tile interior in pixels; smaller tiles are mostly margin
-
-
-def encoder_margin(level: str) -> int:
-    """Pixels of context a crop needs around its interior so that the encoder's features
-    inside it are the whole picture's: how far the layers up to `level` reach, rounded
-    up to whole positions of the level, and one more for the pooling windows."""
-    reach, step = 0, 1
-    for name in LAYERS[: LAYERS.index(level) + 1]:
-        if name.startswith(("conv", "pool")):
-            reach += step  # a 3x3 convolution or a 2x2 pooling: one step on each side
-        if name.startswith("pool"):
-            step *= 2
-    s = stride(level)
-    return (math.ceil(reach / s) + 1) * s
 
 
 def decoder_margin(decoder: Decoder) -> int:
@@ -71,7 +56,7 @@ def _steady_bytes(pixels: int, decoder: Decoder) -> int:
 
 def _margin(decoder: Decoder) -> int:
     """The context of a tile in pixels: enough for both networks."""
-    return max(encoder_margin(decoder.level), decoder_margin(decoder) * stride(decoder.level))
+    return max(vgg_margin(decoder.level), decoder_margin(decoder) * stride(decoder.level))
 
 
 def plan(height: int, width: int, decoder: Decoder, budget: int) -> int | None:
@@ -85,12 +70,7 @@ def plan(height: int, width: int, decoder: Decoder, budget: int) -> int | None:
     crop = math.isqrt(max(0, left) // PASS_BYTES_PER_PIXEL)
     tile = (crop - 2 * _margin(decoder)) // ALIGN * ALIGN
     if tile < MIN_TILE:
-        least = least_budget(height, width, decoder)
-        raise OptionError(
-            f"a memory budget of {budget / 2**30:.2f} GiB is too small for a {width}x{height} "
-            f"picture; allow at least {math.ceil(least / 2**28) / 4:.2f} GiB (--max-memory) "
-            "or choose a smaller size"
-        )
+        raise too_small(budget, width, height, least_budget(height, width, decoder), "picture")
     return tile
 
 
@@ -104,9 +84,8 @@ def default_budget(height: int, width: int, decoder: Decoder, device: torch.devi
     """The optimisation's rule: a share of the available memory, or more (up to three
     quarters of it) where the picture would otherwise need tiles too small to be
     efficient."""
-    available = available_memory(device)
     least = least_budget(height, width, decoder, 512)
-    return max(int(MEMORY_FRACTION * available), min(least, available * 3 // 4))
+    return roomy_budget(least, available_memory(device), MEMORY_FRACTION)
 
 
 def encode(encoder: nn.Module, image: Tensor, level: str, tile: int | None) -> Tensor:
@@ -118,7 +97,7 @@ def encode(encoder: nn.Module, image: Tensor, level: str, tile: int | None) -> T
     h, w = image.shape[-2:]
     s = stride(level)
     out: Tensor | None = None
-    for t in grid(h, w, tile, margin=encoder_margin(level), align=s):
+    for t in grid(h, w, tile, margin=vgg_margin(level), align=s):
         features = t.interior(encoder(t.crop_of(image))[level], level)[0]
         if out is None:
             out = features.new_empty((features.shape[0], h // s, w // s))

@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core import memory, tiling
-from ..core.errors import OptionError
 from ..core.tiling import HEADROOM, Tile
 from ..core.vgg import VGGFeatures, stride
 
@@ -112,12 +111,8 @@ def plan(height: int, width: int, budget: int, *, optimise: bool = True, overhea
             break
         history = MIN_HISTORY  # the curvature pairs give way before the tiles do
     if tile < MIN_TILE:
-        smallest = least_budget(height, width, overhead=overhead)
-        raise OptionError(
-            f"a memory budget of {budget / 2**30:.2f} GiB is too small for a {width}x{height} "
-            f"image; allow at least {math.ceil(smallest / 2**28) / 4:.2f} GiB (--max-memory) "
-            "or choose a smaller size"
-        )
+        least = least_budget(height, width, overhead=overhead)
+        raise tiling.too_small(budget, width, height, least, "image")
     return Plan(tile, history)
 
 
@@ -133,8 +128,7 @@ def default_budget(
 ) -> int:
     """`fraction` of the available memory, or more (up to three quarters of it) where the
     image would otherwise need tiles too small to be efficient."""
-    least = least_budget(height, width, 512, overhead)
-    return max(int(fraction * available), min(least, available * 3 // 4))
+    return tiling.roomy_budget(least_budget(height, width, 512, overhead), available, fraction)
 
 
 # -- the two passes ----------------------------------------------------------------------
